@@ -1,0 +1,276 @@
+"""`DynamicSparsityCallback`: dynamic sparse training inside `model.fit`."""
+
+import keras
+import numpy as np
+
+from freetickets_tf import masking
+from freetickets_tf import optimizer_slots
+from freetickets_tf import rewiring
+from freetickets_tf._validation import check_choice
+from freetickets_tf._validation import check_death_rate
+from freetickets_tf._validation import check_int
+from freetickets_tf.backend import make_loss_gradient_fn
+from freetickets_tf.schedules import DEATH_RATE_SCHEDULES
+from freetickets_tf.schedules import death_rate_at
+
+
+def _is_array_pair(data):
+    return (
+        isinstance(data, tuple)
+        and len(data) in (2, 3)
+        and all(hasattr(part, "shape") for part in data)
+    )
+
+
+def _step_rng(seed, step, *salt):
+    """A generator fixed by (seed, step): a resumed run draws what the
+    uninterrupted run would have drawn at the same step."""
+    return np.random.default_rng(None if seed is None else [seed, step, *salt])
+
+
+def _endless(batches):
+    """Cycles through a re-iterable of `(x, y, ...)` batches forever."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch[0], batch[1]
+        if empty:
+            raise ValueError(
+                "`data` yielded no batch. Pass a re-iterable source (a "
+                "tf.data.Dataset, a list of batches) or an (x, y) tuple."
+            )
+
+
+class DynamicSparsityCallback(keras.callbacks.Callback):
+    """Dynamic sparse training (SET / RigL) for a sparse Keras model.
+
+    Every `update_frequency` optimizer steps, each masked layer that is not
+    dense drops `ceil(p * n_active)` of its active weights (smallest magnitude,
+    or SET's rule) and grows as many inactive ones: those with the largest
+    dense gradient of the training loss on one batch from `data` (RigL), at
+    random (SET), or by the largest optimizer momentum. Grown weights start at
+    zero and their optimizer slots are zeroed. Steps are read from
+    `optimizer.iterations`, so `steps_per_execution > 1` and resumed runs keep
+    the same schedule.
+
+    The model must have masked layers: make it with `freetickets_tf.sparsify`.
+    At the end of each epoch the callback adds to `logs`: `itop_rate` (the
+    In-Time Over-Parameterisation rate), `weights_moved` (during that epoch)
+    and `death_rate`.
+
+    Args:
+        data: Training data for the growth gradient: a `tf.data.Dataset` of
+            `(x, y)` batches, any re-iterable of `(x, y)` batches, or an
+            `(x, y)` tuple of arrays (batches of `batch_size` are drawn from
+            it). Required for `growth="gradient"`.
+        update_frequency: Optimizer steps between topology updates (ΔT).
+        death_rate: Fraction `p` of each layer's active weights moved per
+            update, in [0, 1).
+        death_rate_schedule: `"constant"` or `"cosine"` (from `p` down to
+            0.005 at `end_step`, or at the end of `fit` if `end_step` is None).
+        death: `"magnitude"` or `"set"`.
+        growth: `"gradient"`, `"random"` or `"momentum"`.
+        start_step: No update before this optimizer step.
+        end_step: No update after this optimizer step (None: never stop).
+        reset_optimizer_state: Zero the optimizer slots of grown weights
+            (RigL). False keeps the original code's behaviour.
+        seed: Seed for random growth and for drawing growth batches from
+            arrays. Draws depend on (seed, step) only, so a resumed run
+            makes the same updates as an uninterrupted one.
+        verbose: 1 prints one line per update.
+        batch_size: Size of the growth batch when `data` is a tuple of arrays.
+
+    Example:
+
+    >>> sparse = freetickets_tf.sparsify(model, density=0.2)
+    >>> sparse.compile("sgd", "sparse_categorical_crossentropy")
+    >>> dst = freetickets_tf.callbacks.DynamicSparsityCallback(
+    ...     data=(x_train, y_train), update_frequency=100)
+    >>> sparse.fit(x_train, y_train, epochs=5, callbacks=[dst])
+    """
+
+    def __init__(
+        self,
+        data=None,
+        update_frequency=1000,
+        death_rate=0.5,
+        death_rate_schedule="constant",
+        death="magnitude",
+        growth="gradient",
+        start_step=0,
+        end_step=None,
+        reset_optimizer_state=True,
+        seed=None,
+        verbose=0,
+        batch_size=128,
+    ):
+        super().__init__()
+        self.update_frequency = check_int("update_frequency", update_frequency, 1)
+        self.death_rate = check_death_rate(death_rate)
+        self.death_rate_schedule = check_choice(
+            "death_rate_schedule", death_rate_schedule, DEATH_RATE_SCHEDULES
+        )
+        self.death = check_choice("death", death, tuple(rewiring.DEATH_MODES))
+        self.growth = check_choice("growth", growth, rewiring.GROWTH_MODES)
+        self.start_step = check_int("start_step", start_step, 0)
+        self.end_step = check_int("end_step", end_step, 0, allow_none=True)
+        if self.end_step is not None and self.end_step < self.start_step:
+            raise ValueError(
+                f"Invalid `end_step`: {end_step} is before `start_step` "
+                f"({start_step})."
+            )
+        if growth == "gradient" and data is None:
+            raise ValueError(
+                "growth='gradient' needs `data`: a tf.data.Dataset or iterable "
+                "of (x, y) batches, or an (x, y) tuple of training arrays. "
+                "Or choose growth='random' or 'momentum'."
+            )
+        self.data = data
+        self.reset_optimizer_state = bool(reset_optimizer_state)
+        self.seed = seed
+        self.verbose = verbose
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self._prepared_for = None
+
+    def _prepare(self):
+        """Checks the model and builds per-model state, once per model."""
+        if self.model is None:
+            raise ValueError(
+                "The callback has no model: pass it to `model.fit(callbacks=...)` "
+                "or call `callback.set_model(model)` first."
+            )
+        if self._prepared_for is self.model:
+            return
+        self._kernels = masking.masked_kernels(self.model)
+        if not self._kernels:
+            raise ValueError(
+                "DynamicSparsityCallback needs a model with masked layers; this "
+                "one has none. Create one with `freetickets_tf.sparsify(model, "
+                "density)`."
+            )
+        optimizer = self.model.optimizer
+        if optimizer is None:
+            raise ValueError("The model is not compiled: call `model.compile` first.")
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        if self.growth == "momentum" and not optimizer_slots.has_momentum(optimizer):
+            raise ValueError(
+                f"growth='momentum' needs an optimizer with momentum; "
+                f"{type(optimizer).__name__} has none. Use e.g. "
+                "SGD(momentum=0.9) or Adam, or growth='gradient' / 'random'."
+            )
+        if self.growth == "gradient":
+            self._gradient_fn = make_loss_gradient_fn(
+                self.model, [mk.kernel for mk in self._kernels]
+            )
+            if not _is_array_pair(self.data):
+                self._growth_batches = _endless(self.data)
+        self._prepared_for = self.model
+
+    def _step(self):
+        return int(self.model.optimizer.iterations)
+
+    def _cosine_end(self):
+        if self.end_step is not None:
+            return self.end_step
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        if not epochs or not steps:
+            raise ValueError(
+                "death_rate_schedule='cosine' needs `end_step` when the number "
+                "of steps per epoch is unknown."
+            )
+        return epochs * steps
+
+    def scheduled_death_rate(self, step=None):
+        """The death rate the schedule gives at `step` (default: now)."""
+        step = self._step() if step is None else step
+        end = self._cosine_end() if self.death_rate_schedule == "cosine" else None
+        return death_rate_at(
+            self.death_rate_schedule, self.death_rate, step, self.start_step, end
+        )
+
+    def _growth_batch(self, step):
+        if not _is_array_pair(self.data):
+            return next(self._growth_batches)
+        x, y = np.asarray(self.data[0]), np.asarray(self.data[1])
+        size = min(self.batch_size, len(x))
+        index = np.sort(_step_rng(self.seed, step).choice(len(x), size, replace=False))
+        return x[index], y[index]
+
+    def _growth_scores(self, step):
+        if self.growth == "gradient":
+            return list(self._gradient_fn(*self._growth_batch(step)))
+        if self.growth == "momentum":
+            optimizer = self.model.optimizer
+            return [
+                optimizer_slots.momentum_variable(optimizer, mk.kernel).value
+                for mk in self._kernels
+            ]
+        return [None] * len(self._kernels)
+
+    def update_topology(self, death_rate=None):
+        """Runs one topology update now, on every masked layer.
+
+        Args:
+            death_rate: Overrides the scheduled death rate for this update,
+                e.g. EDST's global exploration with `q = 0.8`.
+
+        Returns:
+            A dict with `weights_moved`, `death_rate` and `itop_rate`.
+        """
+        self._prepare()
+        if death_rate is None:
+            death_rate = self.scheduled_death_rate()
+        death_rate = check_death_rate(death_rate)
+        optimizer = self.model.optimizer
+        step = self._step()
+        moved = 0
+        for i, (mk, scores) in enumerate(zip(self._kernels, self._growth_scores(step))):
+            slots = (
+                optimizer_slots.slot_variables(optimizer, mk.kernel)
+                if self.reset_optimizer_state
+                else ()
+            )
+            seed = int(_step_rng(self.seed, step, i).integers(2**31))
+            moved += rewiring.rewire(mk, death_rate, self.death, scores, seed, slots)
+        stats = {
+            "weights_moved": moved,
+            "death_rate": death_rate,
+            "itop_rate": masking.itop_rate(self.model),
+        }
+        if self.verbose:
+            print(
+                f"DST update at step {step}: moved {moved:,} weights "
+                f"(death rate {death_rate:.4f}), ITOP rate {stats['itop_rate']:.4f}"
+            )
+        return stats
+
+    def _update_due(self, previous_step, step):
+        """Whether a multiple of `update_frequency` in the allowed range lies
+        in `(previous_step, step]` (several steps may run per batch call)."""
+        boundary = step - step % self.update_frequency
+        return (
+            boundary > previous_step
+            and boundary >= max(self.start_step, 1)
+            and (self.end_step is None or boundary <= self.end_step)
+        )
+
+    def on_train_begin(self, logs=None):
+        self._prepare()
+        self._last_step = self._step()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._moved_this_epoch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if self._update_due(self._last_step, step):
+            self._moved_this_epoch += self.update_topology()["weights_moved"]
+        self._last_step = step
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["itop_rate"] = masking.itop_rate(self.model)
+            logs["weights_moved"] = self._moved_this_epoch
+            logs["death_rate"] = self.scheduled_death_rate()

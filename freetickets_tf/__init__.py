@@ -1,0 +1,53 @@
+"""freetickets_tf: FreeTickets for Keras 3.
+
+Ensembles of sparse subnetworks found by dynamic sparse training (DST). Make a
+model sparse with `sparsify`, train it with
+`callbacks.DynamicSparsityCallback` inside `model.fit`.
+
+Example:
+
+>>> import freetickets_tf as ft
+>>> sparse = ft.sparsify(model, density=0.2)
+>>> sparse.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> sparse.fit(x, y, epochs=10, callbacks=[
+...     ft.callbacks.DynamicSparsityCallback(data=(x, y), update_frequency=100)])
+>>> print(ft.sparsity_summary(sparse))
+"""
+
+from freetickets_tf import data
+from freetickets_tf import io
+from freetickets_tf import layers
+from freetickets_tf import topology
+from freetickets_tf.densities import erk_densities
+from freetickets_tf.masking import init_masks
+from freetickets_tf.masking import itop_rate
+from freetickets_tf.masking import layer_densities
+from freetickets_tf.masking import masked_kernels
+from freetickets_tf.masking import overall_density
+from freetickets_tf.masking import sparsify
+from freetickets_tf.masking import sparsity_summary
+from freetickets_tf.version import __version__
+
+# Imported last: they use the modules above.
+from freetickets_tf import callbacks  # noqa: E402  isort: skip
+from freetickets_tf import models  # noqa: E402  isort: skip
+from freetickets_tf.callbacks import DynamicSparsityCallback  # noqa: E402  isort: skip
+
+__all__ = [
+    "DynamicSparsityCallback",
+    "callbacks",
+    "data",
+    "erk_densities",
+    "init_masks",
+    "io",
+    "itop_rate",
+    "layer_densities",
+    "layers",
+    "masked_kernels",
+    "models",
+    "overall_density",
+    "sparsify",
+    "sparsity_summary",
+    "topology",
+    "__version__",
+]

@@ -1,0 +1,181 @@
+"""Keras layers whose kernels carry a non-trainable mask (SPEC §2).
+
+A masked layer is the Keras layer it extends plus, for every kernel, two
+non-trainable boolean variables owned by the layer:
+
+* `<kernel>_mask`: which weights are active;
+* `<kernel>_explored`: which weights have been active at least once, for the
+  In-Time Over-Parameterisation rate.
+
+The forward pass uses the kernel as it is. Instead of multiplying by the mask
+in `call` (which would also mask the gradient), the kernel variable gets a
+constraint that zeroes the inactive weights; Keras optimizers apply variable
+constraints right after every update, inside the compiled train step. So
+masked weights are exactly zero after every optimizer step, checkpoints are
+already sparse, and the gradient with respect to the kernel stays dense, as
+gradient growth needs.
+"""
+
+from typing import NamedTuple
+
+import keras
+from keras import ops
+
+
+class MaskedKernel(NamedTuple):
+    """One masked kernel of a layer and its bookkeeping variables.
+
+    It holds no reference to the layer: Keras' saver walks layer attributes,
+    and a layer reachable from its own attribute would loop forever.
+    """
+
+    kernel: keras.Variable
+    mask: keras.Variable
+    explored: keras.Variable
+
+
+class _ZeroInactive:
+    """Kernel constraint: applies the user's constraint, then the mask.
+
+    It holds a variable, so it is attached to the kernel variable only and is
+    never serialized; the layer's own `kernel_constraint` stays the user's.
+    """
+
+    def __init__(self, mask, inner=None):
+        self.mask = mask
+        self.inner = inner
+
+    def __call__(self, w):
+        if self.inner is not None:
+            w = self.inner(w)
+        return ops.where(self.mask, w, ops.zeros_like(w))
+
+
+class MaskedLayerMixin:
+    """Adds a boolean mask to each kernel named in `kernel_names`.
+
+    Put it before a Keras layer class: `class MaskedDense(MaskedLayerMixin,
+    keras.layers.Dense)`. Masks start all-ones (dense); `freetickets_tf.sparsify`
+    or `freetickets_tf.init_masks` sample sparse ones.
+    """
+
+    kernel_names = ("kernel",)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        variables = {v.name: v for v in self.weights}
+        for name in self.kernel_names:
+            kernel = variables[name]
+            mask = self.add_weight(
+                name=f"{name}_mask",
+                shape=kernel.shape,
+                dtype="bool",
+                initializer="ones",
+                trainable=False,
+            )
+            explored = self.add_weight(
+                name=f"{name}_explored",
+                shape=kernel.shape,
+                dtype="bool",
+                initializer="ones",
+                trainable=False,
+            )
+            setattr(self, f"{name}_mask", mask)
+            setattr(self, f"{name}_explored", explored)
+            kernel.constraint = _ZeroInactive(mask, kernel.constraint)
+
+    @property
+    def masked_kernels(self):
+        """The layer's `MaskedKernel`s, one per entry of `kernel_names`."""
+        if not self.built:
+            return []
+        variables = {v.name: v for v in self.weights}
+        return [
+            MaskedKernel(
+                variables[name],
+                getattr(self, f"{name}_mask"),
+                getattr(self, f"{name}_explored"),
+            )
+            for name in self.kernel_names
+        ]
+
+    # Dense and Conv save a fixed list of variables (for quantization) that
+    # would leave the masks out; the generic Layer format saves them all.
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+
+def _register(cls):
+    return keras.saving.register_keras_serializable(package="freetickets_tf")(cls)
+
+
+@_register
+class MaskedDense(MaskedLayerMixin, keras.layers.Dense):
+    """`keras.layers.Dense` whose kernel carries a boolean mask.
+
+    Takes the arguments of `Dense`. The mask starts dense; sample a sparse one
+    with `freetickets_tf.init_masks(model, density)`.
+
+    Example:
+
+    >>> layer = MaskedDense(4)
+    >>> layer.build((None, 3))
+    >>> [v.name for v in layer.non_trainable_weights]
+    ['kernel_mask', 'kernel_explored']
+    """
+
+
+@_register
+class MaskedConv1D(MaskedLayerMixin, keras.layers.Conv1D):
+    """`keras.layers.Conv1D` whose kernel carries a boolean mask."""
+
+
+@_register
+class MaskedConv2D(MaskedLayerMixin, keras.layers.Conv2D):
+    """`keras.layers.Conv2D` whose kernel carries a boolean mask.
+
+    Example:
+
+    >>> layer = MaskedConv2D(8, 3, use_bias=False)
+    >>> layer.build((None, 32, 32, 3))
+    >>> layer.kernel_mask.shape
+    (3, 3, 3, 8)
+    """
+
+
+@_register
+class MaskedConv3D(MaskedLayerMixin, keras.layers.Conv3D):
+    """`keras.layers.Conv3D` whose kernel carries a boolean mask."""
+
+
+@_register
+class MaskedDepthwiseConv2D(MaskedLayerMixin, keras.layers.DepthwiseConv2D):
+    """`keras.layers.DepthwiseConv2D` whose kernel carries a boolean mask."""
+
+
+@_register
+class MaskedSeparableConv2D(MaskedLayerMixin, keras.layers.SeparableConv2D):
+    """`keras.layers.SeparableConv2D` with a mask on both of its kernels."""
+
+    kernel_names = ("depthwise_kernel", "pointwise_kernel")
+
+
+# Exact classes only: a user's subclass of Dense may change `call`, and
+# swapping it for MaskedDense would silently drop that behaviour.
+MASKED_VERSIONS = {
+    keras.layers.Dense: MaskedDense,
+    keras.layers.Conv1D: MaskedConv1D,
+    keras.layers.Conv2D: MaskedConv2D,
+    keras.layers.Conv3D: MaskedConv3D,
+    keras.layers.DepthwiseConv2D: MaskedDepthwiseConv2D,
+    keras.layers.SeparableConv2D: MaskedSeparableConv2D,
+}
+
+
+def masked_version(layer):
+    """Returns a new masked layer with `layer`'s config, or None if unsupported."""
+    cls = MASKED_VERSIONS.get(type(layer))
+    return None if cls is None else cls.from_config(layer.get_config())

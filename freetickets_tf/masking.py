@@ -1,0 +1,325 @@
+"""Making a Keras model sparse and reading its sparsity back (SPEC §2)."""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from freetickets_tf import layers as masked_layers
+from freetickets_tf._validation import check_choice
+from freetickets_tf._validation import check_density
+from freetickets_tf.densities import DISTRIBUTIONS
+from freetickets_tf.densities import erk_densities
+
+
+def _leaf_layers(model):
+    # Keras has no public recursive walk; `_flatten_layers` is what
+    # `Model.summary` and the savers use. Containers own no kernels here.
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if not layer._layers
+    ]
+
+
+def masked_kernels(model):
+    """All `MaskedKernel`s of a model, nested models included, in layer order.
+
+    Example:
+
+    >>> sparse = freetickets_tf.sparsify(model, density=0.2)
+    >>> [mk.kernel.path for mk in freetickets_tf.masked_kernels(sparse)]
+    ['dense/kernel', 'dense_1/kernel']
+    """
+    return [
+        mk
+        for layer in _leaf_layers(model)
+        if isinstance(layer, masked_layers.MaskedLayerMixin)
+        for mk in layer.masked_kernels
+    ]
+
+
+def _unmasked_kernel_layers(model):
+    """Leaf layers that own a kernel-like weight but no mask."""
+    return [
+        layer
+        for layer in _leaf_layers(model)
+        if not isinstance(layer, masked_layers.MaskedLayerMixin)
+        and any(v.name.endswith("kernel") for v in layer.trainable_weights)
+    ]
+
+
+def sample_mask(shape, density, rng):
+    """A boolean mask with exactly `round(density * size)` active positions.
+
+    The positions are drawn uniformly at random without replacement, so the
+    count is exact (the original's Bernoulli draw lets it wander). At least one
+    weight stays active so that no layer is cut off entirely.
+
+    Args:
+        shape: Kernel shape.
+        density: Fraction of active positions, in (0, 1].
+        rng: A `numpy.random.Generator`.
+
+    Returns:
+        A numpy bool array of `shape`.
+    """
+    size = math.prod(shape)
+    active = min(size, max(1, round(density * size)))
+    mask = np.zeros(size, dtype=bool)
+    mask[rng.choice(size, active, replace=False)] = True
+    return mask.reshape(shape)
+
+
+def init_masks(model, density, distribution="erk", seed=None):
+    """Samples new masks for every masked kernel of `model`, in place.
+
+    Per-layer densities come from `erk_densities`; each layer gets exactly
+    `round(d_l * N_l)` active weights, the inactive weights are zeroed and the
+    In-Time Over-Parameterisation record restarts from the new masks. Use it on
+    models built from `freetickets_tf.layers` directly (e.g. subclassed ones);
+    `sparsify` calls it for you.
+
+    Args:
+        model: A built Keras model (or layer) with masked layers.
+        density: Overall fraction of active weights, in (0, 1].
+        distribution: `"erk"` (default), `"er"` or `"uniform"`.
+        seed: Integer seed for the mask draw; `None` draws a fresh one.
+
+    Returns:
+        The list of per-kernel densities used.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((784,)),
+    ...                           freetickets_tf.layers.MaskedDense(300),
+    ...                           freetickets_tf.layers.MaskedDense(10)])
+    >>> densities = freetickets_tf.init_masks(model, density=0.1, seed=0)
+    """
+    density = check_density(density)
+    check_choice("distribution", distribution, DISTRIBUTIONS)
+    kernels = masked_kernels(model)
+    if not kernels:
+        raise ValueError(
+            "The model has no masked kernels: build it from "
+            "`freetickets_tf.layers` or call `freetickets_tf.sparsify(model, "
+            "density)` on a model with Dense/Conv layers."
+        )
+    densities = erk_densities(
+        [tuple(mk.kernel.shape) for mk in kernels], density, distribution
+    )
+    rng = np.random.default_rng(seed)
+    for mk, layer_density in zip(kernels, densities):
+        mask = sample_mask(tuple(mk.kernel.shape), layer_density, rng)
+        mk.mask.assign(mask)
+        mk.explored.assign(mask)
+        mk.kernel.assign(ops.where(mask, mk.kernel, ops.zeros_like(mk.kernel)))
+    return densities
+
+
+def _excluded(layer, exclude):
+    if exclude is None:
+        return False
+    if callable(exclude):
+        return bool(exclude(layer))
+    return layer.name in exclude
+
+
+def _check_exclude(model, exclude):
+    if exclude is None or callable(exclude):
+        return exclude
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    exclude = set(exclude)
+    names = {layer.name for layer in _leaf_layers(model)}
+    unknown = sorted(exclude - names)
+    if unknown:
+        raise ValueError(
+            f"Invalid `exclude`: no layer named {unknown} in the model. "
+            "Pass layer names of the model or a predicate `layer -> bool`."
+        )
+    return exclude
+
+
+def _copy_weights(source, target):
+    """Copies every variable of `source` into the matching one of `target`.
+
+    The clone has the same layers in the same order; masked layers own the
+    same variables as their Keras base plus masks, which are created last.
+    """
+    source_layers = list(source._flatten_layers(include_self=False))
+    target_layers = list(target._flatten_layers(include_self=False))
+    for src, dst in zip(source_layers, target_layers, strict=True):
+        src_vars = src._trainable_variables + src._non_trainable_variables
+        dst_vars = dst._trainable_variables + dst._non_trainable_variables
+        for s, d in zip(src_vars, dst_vars[: len(src_vars)], strict=True):
+            d.assign(s)
+
+
+def sparsify(model, density, distribution="erk", exclude=None, seed=None):
+    """Returns a sparse copy of a Keras model, ready for sparse training.
+
+    The copy has the same architecture and weights, with every `Dense`,
+    `Conv1D/2D/3D`, `DepthwiseConv2D` and `SeparableConv2D` swapped for its
+    masked version (`freetickets_tf.layers`), masks sampled with exact
+    per-layer counts (`init_masks`) and the masked weights zeroed. Biases and
+    normalisation layers are never masked. Layers of other kinds that own a
+    kernel stay dense; a warning names them, and so does `sparsity_summary`.
+    The copy is not compiled.
+
+    Args:
+        model: A built Sequential or functional model; nested models and
+            `keras.applications` networks work.
+        density: Overall fraction of active weights, in (0, 1].
+        distribution: `"erk"` (default), `"er"` or `"uniform"`.
+        exclude: Layer names, or a predicate `layer -> bool`, of layers to
+            keep dense.
+        seed: Integer seed for the mask draw.
+
+    Returns:
+        A new `keras.Model`.
+
+    Example:
+
+    >>> model = keras.Sequential([keras.Input((28, 28, 1)),
+    ...                           keras.layers.Flatten(),
+    ...                           keras.layers.Dense(300, activation="relu"),
+    ...                           keras.layers.Dense(10)])
+    >>> sparse = freetickets_tf.sparsify(model, density=0.2, seed=0)
+    >>> print(freetickets_tf.sparsity_summary(sparse))
+    """
+    density = check_density(density)
+    check_choice("distribution", distribution, DISTRIBUTIONS)
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Invalid `model`: expected a keras.Model, got {type(model).__name__}."
+        )
+    if not model.built or not model.weights:
+        raise ValueError(
+            "Invalid `model`: it is not built. Give it a `keras.Input` or call "
+            "`model.build(input_shape)` before `sparsify`."
+        )
+    exclude = _check_exclude(model, exclude)
+
+    def clone_layer(layer):
+        masked = None if _excluded(layer, exclude) else masked_layers.masked_version(layer)
+        return masked or layer.__class__.from_config(layer.get_config())
+
+    try:
+        sparse = keras.models.clone_model(
+            model, clone_function=clone_layer, recursive=True
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot sparsify {type(model).__name__}: only Sequential and "
+            "functional models can be copied layer by layer. In a subclassed "
+            "model, use `freetickets_tf.layers.MaskedDense`, `MaskedConv2D`, ... "
+            "and call `freetickets_tf.init_masks(model, density)`."
+        ) from error
+    _copy_weights(model, sparse)
+    if not masked_kernels(sparse):
+        raise ValueError(
+            "The model has no layer that can be masked (after `exclude`). "
+            "Maskable: "
+            + ", ".join(cls.__name__ for cls in masked_layers.MASKED_VERSIONS)
+            + "."
+        )
+    init_masks(sparse, density, distribution, seed)
+    unsupported = [
+        layer
+        for layer in _unmasked_kernel_layers(sparse)
+        if not _excluded(layer, exclude)
+    ]
+    if unsupported:
+        warnings.warn(
+            "These layers cannot be masked and stay dense: "
+            + ", ".join(f"{l.name} ({type(l).__name__})" for l in unsupported),
+            stacklevel=2,
+        )
+    return sparse
+
+
+def _count(mask):
+    return int(ops.convert_to_numpy(ops.sum(ops.cast(mask, "int32"))))
+
+
+def layer_densities(model):
+    """Fraction of active weights of each masked kernel, keyed by variable path.
+
+    Example:
+
+    >>> freetickets_tf.layer_densities(sparse)
+    {'dense/kernel': 0.1813..., 'dense_1/kernel': 0.9...}
+    """
+    return {
+        mk.kernel.path: _count(mk.mask) / math.prod(mk.kernel.shape)
+        for mk in masked_kernels(model)
+    }
+
+
+def overall_density(model):
+    """Active weights over all masked kernels together (SPEC §2's density)."""
+    kernels = masked_kernels(model)
+    total = sum(math.prod(mk.kernel.shape) for mk in kernels)
+    return sum(_count(mk.mask) for mk in kernels) / total if total else 1.0
+
+
+def itop_rate(model):
+    """In-Time Over-Parameterisation rate: the fraction of all masked-kernel
+    positions that have been active at least once (SPEC §3)."""
+    kernels = masked_kernels(model)
+    total = sum(math.prod(mk.kernel.shape) for mk in kernels)
+    return sum(_count(mk.explored) for mk in kernels) / total if total else 1.0
+
+
+def sparsity_summary(model):
+    """A readable table of the model's masked kernels and its overall density.
+
+    Returns:
+        A string: one row per masked kernel (layer, shape, density,
+        active/total), the overall density, and the layers with a kernel that
+        are not masked.
+
+    Example:
+
+    >>> print(freetickets_tf.sparsity_summary(sparse))
+    """
+    rows = [("Kernel", "Shape", "Density", "Active / total")]
+    active_sum = total_sum = 0
+    for mk in masked_kernels(model):
+        total = math.prod(mk.kernel.shape)
+        active = _count(mk.mask)
+        active_sum += active
+        total_sum += total
+        rows.append(
+            (
+                mk.kernel.path,
+                str(tuple(mk.kernel.shape)),
+                f"{active / total:.4f}",
+                f"{active:,} / {total:,}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in rows
+    ]
+    rule = "-" * len(lines[0])
+    lines.insert(1, rule)
+    lines.append(rule)
+    if total_sum:
+        lines.append(
+            f"Overall density: {active_sum / total_sum:.4f} "
+            f"({active_sum:,} of {total_sum:,} masked weights active)"
+        )
+    else:
+        lines.append("No masked kernels.")
+    unmasked = _unmasked_kernel_layers(model)
+    if unmasked:
+        lines.append(
+            "Not masked (dense): "
+            + ", ".join(f"{l.name} ({type(l).__name__})" for l in unmasked)
+        )
+    return "\n".join(lines)

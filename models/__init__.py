@@ -1,0 +1,103 @@
+"""Model builders for FreeTickets, made of plain, explicitly named Keras layers.
+
+Every builder returns a functional `keras.Model` that outputs logits, so that
+`sparsify(model)` can clone it and swap its Dense and Conv2D layers for masked
+ones. `get` builds a model from the names used by the original FreeTickets
+code, e.g. `"wrn-28-10"` or `"lenet5"`.
+
+Example:
+
+>>> from freetickets_tf import models
+>>> model = models.get("lenet300-100", num_classes=10)
+>>> model.output_shape
+(None, 10)
+"""
+
+import re
+
+from .lenet import lenet5
+from .lenet import lenet300_100
+from .mlp import mlp_cifar10
+from .wide_resnet import wide_resnet
+
+_CIFAR_SHAPE = (32, 32, 3)
+_MNIST_SHAPE = (28, 28, 1)
+
+# Any `wrn-<depth>-<width>` is accepted; these are the ones the original uses.
+_WRN_NAMES = ("wrn-28-10", "wrn-28-2", "wrn-22-8", "wrn-16-8", "wrn-16-10")
+_WRN_PATTERN = re.compile(r"wrn-(\d+)-(\d+)")
+
+# Maps a name to its builder and the default input shape of its data set.
+_BUILDERS = {
+    "lenet5": (lenet5, _MNIST_SHAPE),
+    "lenet300-100": (lenet300_100, _MNIST_SHAPE),
+    "mlp-cifar10": (mlp_cifar10, _CIFAR_SHAPE),
+}
+
+
+def available_models():
+    """Returns the fixed model names that `get` accepts.
+
+    Besides these, `get` accepts any `"wrn-<depth>-<width>"`.
+
+    Returns:
+        A list of model names.
+
+    Example:
+
+    >>> "wrn-28-10" in available_models()
+    True
+    """
+    return list(_WRN_NAMES) + list(_BUILDERS)
+
+
+def get(name, num_classes=10, input_shape=None):
+    """Builds a model by its FreeTickets name.
+
+    Args:
+        name: One of `available_models()`, or `"wrn-<depth>-<width>"` for any
+            valid Wide ResNet depth and width, e.g. `"wrn-16-4"`.
+        num_classes: Number of output logits.
+        input_shape: Shape of one input image. Defaults to `(32, 32, 3)` for
+            Wide ResNets and `"mlp-cifar10"`, and `(28, 28, 1)` for LeNets.
+
+    Returns:
+        A `keras.Model` mapping images to unnormalized logits.
+
+    Raises:
+        ValueError: If `name` is unknown.
+
+    Example:
+
+    >>> model = get("wrn-16-4", num_classes=100)
+    >>> model.output_shape
+    (None, 100)
+    """
+    match = _WRN_PATTERN.fullmatch(name)
+    if match:
+        depth, width = (int(group) for group in match.groups())
+        return wide_resnet(
+            depth=depth,
+            width=width,
+            num_classes=num_classes,
+            input_shape=input_shape or _CIFAR_SHAPE,
+        )
+    if name not in _BUILDERS:
+        raise ValueError(
+            f"Unknown model name {name!r}. Valid names are "
+            f"{available_models()}, or any 'wrn-<depth>-<width>'."
+        )
+    builder, default_shape = _BUILDERS[name]
+    return builder(
+        num_classes=num_classes, input_shape=input_shape or default_shape
+    )
+
+
+__all__ = [
+    "available_models",
+    "get",
+    "lenet300_100",
+    "lenet5",
+    "mlp_cifar10",
+    "wide_resnet",
+]

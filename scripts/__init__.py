@@ -1,0 +1,1 @@
+"""Command-line scripts (installed as `freetickets_tf.scripts`)."""

@@ -1,0 +1,72 @@
+"""Tests for the `freetickets_tf.models` registry."""
+
+import doctest
+
+import numpy as np
+import pytest
+
+from freetickets_tf import models
+
+_FIXED = {
+    "wrn-28-10": (32, 32, 3),
+    "wrn-28-2": (32, 32, 3),
+    "wrn-22-8": (32, 32, 3),
+    "wrn-16-8": (32, 32, 3),
+    "wrn-16-10": (32, 32, 3),
+    "lenet5": (28, 28, 1),
+    "lenet300-100": (28, 28, 1),
+    "mlp-cifar10": (32, 32, 3),
+}
+
+
+def test_available_models():
+    assert sorted(models.available_models()) == sorted(_FIXED)
+
+
+@pytest.mark.parametrize("name", sorted(_FIXED))
+def test_get_builds_each_fixed_name(name):
+    model = models.get(name, num_classes=100)
+    assert model.input_shape == (None,) + _FIXED[name]
+    assert model.output_shape == (None, 100)
+
+
+@pytest.mark.parametrize("name", ["wrn-16-4", "lenet5", "mlp-cifar10"])
+def test_get_models_run_on_a_tiny_batch(name):
+    model = models.get(name)
+    images = np.zeros((1,) + model.input_shape[1:], "float32")
+    assert tuple(model(images).shape) == (1, 10)
+
+
+def test_get_parses_any_wide_resnet():
+    model = models.get("wrn-16-4")
+    assert model.name == "wrn_16_4"
+    assert model.get_layer("logits").kernel.shape == (256, 10)
+
+
+def test_get_passes_input_shape():
+    model = models.get("mlp-cifar10", input_shape=(28, 28, 1))
+    assert model.input_shape == (None, 28, 28, 1)
+
+
+def test_models_use_only_plain_keras_layers():
+    # `sparsify` clones models and swaps layers by their Keras class.
+    for name in ("wrn-16-4", "lenet5", "lenet300-100", "mlp-cifar10"):
+        for layer in models.get(name).layers:
+            assert type(layer).__module__.startswith("keras.")
+
+
+@pytest.mark.parametrize("name", ["resnet50", "wrn-28", "WRN_28_10", ""])
+def test_unknown_name_lists_valid_names(name):
+    with pytest.raises(ValueError, match="Unknown model name") as error:
+        models.get(name)
+    for valid in _FIXED:
+        assert valid in str(error.value)
+
+
+def test_invalid_wide_resnet_depth_raises():
+    with pytest.raises(ValueError, match="depth"):
+        models.get("wrn-27-10")
+
+
+def test_docstring_examples():
+    assert doctest.testmod(models).failed == 0

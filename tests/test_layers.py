@@ -1,0 +1,147 @@
+"""Masked layers: masks are owned variables, masked weights stay exactly zero
+after optimizer steps, the kernel gradient stays dense, and state round-trips."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+import freetickets_tf as ft
+from freetickets_tf import layers as fl
+
+# (masked class, its Keras base, constructor kwargs, input shape without batch)
+LAYER_CASES = [
+    (fl.MaskedDense, keras.layers.Dense, {"units": 6}, (5,)),
+    (fl.MaskedConv1D, keras.layers.Conv1D, {"filters": 4, "kernel_size": 3}, (9, 3)),
+    (fl.MaskedConv2D, keras.layers.Conv2D, {"filters": 4, "kernel_size": 3}, (7, 7, 3)),
+    (fl.MaskedConv3D, keras.layers.Conv3D, {"filters": 2, "kernel_size": 2}, (4, 4, 4, 2)),
+    (fl.MaskedDepthwiseConv2D, keras.layers.DepthwiseConv2D, {"kernel_size": 3}, (7, 7, 3)),
+    (
+        fl.MaskedSeparableConv2D,
+        keras.layers.SeparableConv2D,
+        {"filters": 4, "kernel_size": 3},
+        (7, 7, 3),
+    ),
+]
+
+
+def _random_masks(layer, rng, density=0.4):
+    masks = []
+    for mk in layer.masked_kernels:
+        mask = rng.random(tuple(mk.kernel.shape)) < density
+        mk.mask.assign(mask)
+        mk.kernel.assign(np.where(mask, ops.convert_to_numpy(mk.kernel), 0.0))
+        masks.append(mask)
+    return masks
+
+
+def _model_around(layer, input_shape):
+    inputs = keras.Input(input_shape)
+    outputs = keras.layers.Dense(3)(keras.layers.Flatten()(layer(inputs)))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("cls,base,kwargs,input_shape", LAYER_CASES)
+def test_masks_are_non_trainable_layer_variables(cls, base, kwargs, input_shape):
+    layer = cls(**kwargs)
+    model = _model_around(layer, input_shape)
+    assert isinstance(layer, base)
+    names = [v.name for v in layer.non_trainable_weights]
+    expected = [f"{n}{suffix}" for n in cls.kernel_names for suffix in ("_mask", "_explored")]
+    assert sorted(names) == sorted(expected)
+    mask_ids = {id(v) for v in model.non_trainable_weights}
+    assert all(id(mk.mask) in mask_ids for mk in layer.masked_kernels)
+    assert all(mk.mask.dtype == "bool" for mk in layer.masked_kernels)
+
+
+@pytest.mark.parametrize("cls,base,kwargs,input_shape", LAYER_CASES)
+def test_get_config_round_trips(cls, base, kwargs, input_shape):
+    layer = cls(**kwargs, name="masked")
+    config = layer.get_config()
+    clone = cls.from_config(config)
+    assert clone.get_config() == config
+    # The config is the Keras base layer's: nothing mask-specific leaks in.
+    assert config == base.from_config(config).get_config()
+    serialized = keras.saving.serialize_keras_object(layer)
+    assert type(keras.saving.deserialize_keras_object(serialized)) is cls
+
+
+@pytest.mark.parametrize("cls,base,kwargs,input_shape", LAYER_CASES)
+def test_masked_weights_zero_after_steps_and_gradient_dense(cls, base, kwargs, input_shape):
+    rng = np.random.default_rng(1)
+    layer = cls(**kwargs)
+    model = _model_around(layer, input_shape)
+    masks = _random_masks(layer, rng)
+    x = rng.normal(size=(16, *input_shape)).astype("float32")
+    y = rng.integers(0, 3, 16)
+    model.compile(
+        keras.optimizers.SGD(0.5, momentum=0.9),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    for mk, mask in zip(layer.masked_kernels, masks):
+        kernel = ops.convert_to_numpy(mk.kernel)
+        assert np.all(kernel[~mask] == 0.0)
+        assert np.count_nonzero(kernel[mask]) == mask.sum()  # the rest trained
+    # The gradient with respect to the kernel is dense: defined (and non-zero
+    # in general) at the inactive positions too, as gradient growth needs.
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x, y, model(x, training=True))
+    grads = tape.gradient(loss, [mk.kernel for mk in layer.masked_kernels])
+    for grad, mask in zip(grads, masks):
+        assert np.count_nonzero(ops.convert_to_numpy(grad)[~mask]) > 0
+
+
+def test_user_kernel_constraint_still_applies():
+    layer = fl.MaskedDense(4, kernel_constraint=keras.constraints.NonNeg())
+    model = _model_around(layer, (3,))
+    mask = np.array([[True, False, True, True]] * 3)
+    layer.kernel_mask.assign(mask)
+    model.compile("sgd", "mse")
+    model.fit(np.ones((8, 3)), np.full((8, 3), -5.0), verbose=0, epochs=3)
+    kernel = ops.convert_to_numpy(layer.kernel)
+    assert np.all(kernel >= 0) and np.all(kernel[~mask] == 0)
+    assert isinstance(layer.get_config()["kernel_constraint"], dict)
+
+
+@pytest.mark.parametrize("cls,base,kwargs,input_shape", LAYER_CASES)
+def test_keras_file_round_trip_keeps_masks(tmp_path, cls, base, kwargs, input_shape):
+    rng = np.random.default_rng(2)
+    layer = cls(**kwargs, name="masked")
+    model = _model_around(layer, input_shape)
+    masks = _random_masks(layer, rng)
+    layer.masked_kernels[0].explored.assign(masks[0] | (rng.random(masks[0].shape) < 0.2))
+    explored = ops.convert_to_numpy(layer.masked_kernels[0].explored)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    loaded_layer = loaded.get_layer("masked")
+    assert type(loaded_layer) is cls
+    for mk, mask in zip(loaded_layer.masked_kernels, masks):
+        np.testing.assert_array_equal(ops.convert_to_numpy(mk.mask), mask)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(loaded_layer.masked_kernels[0].explored), explored
+    )
+    x = rng.normal(size=(2, *input_shape)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_masks_survive_tf_train_checkpoint(tmp_path):
+    layer = fl.MaskedConv2D(4, 3, name="masked")
+    model = _model_around(layer, (6, 6, 2))
+    (mask,) = _random_masks(layer, np.random.default_rng(3))
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    layer.kernel_mask.assign(np.ones(mask.shape, bool))
+    tf.train.Checkpoint(model=model).restore(path).assert_consumed()
+    np.testing.assert_array_equal(ops.convert_to_numpy(layer.kernel_mask), mask)
+
+
+def test_masked_version_only_for_exact_supported_classes():
+    class MyDense(keras.layers.Dense):
+        pass
+
+    assert type(fl.masked_version(keras.layers.Dense(3))) is fl.MaskedDense
+    assert fl.masked_version(MyDense(3)) is None
+    assert fl.masked_version(keras.layers.Conv2DTranspose(3, 3)) is None
+    assert ft.layers.MaskedDense is fl.MaskedDense

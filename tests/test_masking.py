@@ -1,0 +1,193 @@
+"""sparsify / init_masks / density reports (SPEC §2)."""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import freetickets_tf as ft
+from freetickets_tf.masking import sample_mask
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def _expected_counts(model, density, distribution="erk"):
+    """Exact active counts per kernel: round(d_l * N_l) of erk_densities."""
+    shapes = [tuple(mk.kernel.shape) for mk in ft.masked_kernels(model)]
+    return [
+        max(1, round(d * math.prod(s)))
+        for d, s in zip(ft.erk_densities(shapes, density, distribution), shapes)
+    ]
+
+
+def _check_sparse_copy(dense, sparse, density, distribution="erk"):
+    kernels = ft.masked_kernels(sparse)
+    counts = [int(_np(mk.mask).sum()) for mk in kernels]
+    assert counts == _expected_counts(sparse, density, distribution)
+    total = sum(math.prod(mk.kernel.shape) for mk in kernels)
+    # Overall density exact up to rounding of one weight per layer.
+    assert abs(sum(counts) - density * total) <= len(kernels)
+    dense_by_path = {v.path: _np(v) for v in dense.weights}
+    for mk in kernels:
+        mask, kernel = _np(mk.mask), _np(mk.kernel)
+        assert np.all(kernel[~mask] == 0)
+        # Active weights are the dense model's weights, untouched.
+        np.testing.assert_array_equal(kernel[mask], dense_by_path[mk.kernel.path][mask])
+        np.testing.assert_array_equal(_np(mk.explored), mask)
+
+
+def test_sample_mask_has_exact_count_and_is_seeded():
+    rng = np.random.default_rng(0)
+    mask = sample_mask((3, 3, 16, 32), 0.137, rng)
+    assert mask.sum() == round(0.137 * 3 * 3 * 16 * 32)
+    same = sample_mask((3, 3, 16, 32), 0.137, np.random.default_rng(0))
+    np.testing.assert_array_equal(sample_mask((3, 3, 16, 32), 0.137, np.random.default_rng(0)), same)
+    assert sample_mask((4, 4), 0.001, rng).sum() == 1  # never cut off entirely
+
+
+def test_sparsify_sequential(mlp):
+    sparse = ft.sparsify(mlp, 0.2, seed=0)
+    assert sparse is not mlp
+    assert [type(l).__name__ for l in sparse.layers] == ["MaskedDense"] * 3
+    _check_sparse_copy(mlp, sparse, 0.2)
+    # The original model is left dense.
+    assert all(type(l) is keras.layers.Dense for l in mlp.layers)
+    x = np.ones((2, 16), "float32")
+    assert sparse(x).shape == (2, 4)
+
+
+@pytest.mark.parametrize("distribution", ["erk", "er", "uniform"])
+def test_sparsify_functional_with_nested_model(distribution):
+    inner = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(16, 3, name="inner_conv"),
+         keras.layers.BatchNormalization(name="inner_bn")],
+        name="inner",
+    )
+    inputs = keras.Input((8, 8, 3))
+    x = inner(inputs)
+    x = keras.layers.DepthwiseConv2D(3, name="dw")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(5, name="head")(x)
+    model = keras.Model(inputs, outputs)
+    sparse = ft.sparsify(model, 0.3, distribution=distribution, seed=1)
+    kinds = {mk.kernel.path.split("/")[-2] for mk in ft.masked_kernels(sparse)}
+    assert kinds == {"inner_conv", "dw", "head"}
+    _check_sparse_copy(model, sparse, 0.3, distribution)
+    # BatchNorm parameters are copied and never masked.
+    np.testing.assert_array_equal(
+        _np(sparse.get_layer("inner").get_layer("inner_bn").gamma),
+        _np(inner.get_layer("inner_bn").gamma),
+    )
+
+
+def test_sparsify_keras_applications_network():
+    model = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10
+    )
+    sparse = ft.sparsify(model, 0.2, seed=0)
+    kinds = {type(l).__name__ for l in sparse.layers if "Masked" in type(l).__name__}
+    assert kinds == {"MaskedConv2D", "MaskedDepthwiseConv2D", "MaskedDense"}
+    _check_sparse_copy(model, sparse, 0.2)
+    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+    assert sparse.predict(x, verbose=0).shape == (2, 10)
+
+
+def test_sparsify_is_reproducible_with_seed(mlp):
+    a, b, c = (ft.sparsify(mlp, 0.2, seed=s) for s in (7, 7, 8))
+    masks = lambda m: [_np(mk.mask) for mk in ft.masked_kernels(m)]
+    for x, y in zip(masks(a), masks(b)):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(masks(a), masks(c)))
+
+
+def test_exclude_by_name_and_predicate(mlp):
+    by_name = ft.sparsify(mlp, 0.2, exclude=["logits"])
+    assert type(by_name.get_layer("logits")) is keras.layers.Dense
+    by_predicate = ft.sparsify(mlp, 0.2, exclude=lambda layer: layer.name == "hidden1")
+    assert type(by_predicate.get_layer("hidden1")) is keras.layers.Dense
+    assert len(ft.masked_kernels(by_predicate)) == 2
+    with pytest.raises(ValueError, match="exclude.*nope"):
+        ft.sparsify(mlp, 0.2, exclude=["nope"])
+
+
+def test_unsupported_layers_stay_dense_and_are_named():
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2DTranspose(4, 3, name="up")(inputs)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    with pytest.warns(UserWarning, match=r"up \(Conv2DTranspose\)"):
+        sparse = ft.sparsify(model, 0.5, seed=0)
+    summary = ft.sparsity_summary(sparse)
+    assert "Not masked (dense): up (Conv2DTranspose)" in summary
+    # Excluding a layer on purpose does not warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ft.sparsify(model, 0.5, exclude=["up"])
+
+
+@pytest.mark.parametrize("density", [0, -0.1, 1.5, "0.2", True, None])
+def test_bad_density(mlp, density):
+    with pytest.raises(ValueError, match="density.*\\(0, 1\\]"):
+        ft.sparsify(mlp, density)
+
+
+def test_bad_distribution(mlp):
+    with pytest.raises(ValueError, match="distribution.*'erk', 'er', 'uniform'"):
+        ft.sparsify(mlp, 0.2, distribution="gaussian")
+
+
+def test_model_without_maskable_layer():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
+    with pytest.raises(ValueError, match="no layer that can be masked"):
+        ft.sparsify(model, 0.5)
+
+
+def test_unbuilt_and_subclassed_models_are_clear_errors():
+    with pytest.raises(ValueError, match="not built"):
+        ft.sparsify(keras.Sequential([keras.layers.Dense(3)]), 0.5)
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(x)
+
+    net = Net()
+    net(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="subclassed.*init_masks"):
+        ft.sparsify(net, 0.5)
+
+
+def test_init_masks_on_model_built_from_masked_layers():
+    model = keras.Sequential(
+        [keras.Input((20,)), ft.layers.MaskedDense(30), ft.layers.MaskedDense(10)]
+    )
+    densities = ft.init_masks(model, 0.25, seed=0)
+    counts = [int(_np(mk.mask).sum()) for mk in ft.masked_kernels(model)]
+    assert counts == [round(d * n) for d, n in zip(densities, [600, 300])]
+    with pytest.raises(ValueError, match="no masked kernels"):
+        ft.init_masks(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 0.5)
+
+
+def test_layer_densities_summary_and_itop(mlp):
+    sparse = ft.sparsify(mlp, 0.2, seed=0)
+    densities = ft.layer_densities(sparse)
+    for mk in ft.masked_kernels(sparse):
+        mask = _np(mk.mask)
+        assert densities[mk.kernel.path] == pytest.approx(mask.mean())
+    total = 16 * 64 + 64 * 64 + 64 * 4
+    active = sum(int(_np(mk.mask).sum()) for mk in ft.masked_kernels(sparse))
+    assert ft.overall_density(sparse) == pytest.approx(active / total)
+    assert ft.itop_rate(sparse) == pytest.approx(active / total)
+    summary = ft.sparsity_summary(sparse)
+    first = ft.masked_kernels(sparse)[0]
+    assert first.kernel.path in summary and "(16, 64)" in summary
+    assert f"{active:,} of {total:,}" in summary
+    assert f"Overall density: {active / total:.4f}" in summary
