@@ -12,6 +12,7 @@ from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_density
 from freetickets_tf.densities import DISTRIBUTIONS
 from freetickets_tf.densities import erk_densities
+from freetickets_tf.topology import count_active
 
 
 def _leaf_layers(model):
@@ -241,10 +242,6 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None):
     return sparse
 
 
-def _count(mask):
-    return int(ops.convert_to_numpy(ops.sum(ops.cast(mask, "int32"))))
-
-
 def layer_densities(model):
     """Fraction of active weights of each masked kernel, keyed by variable path.
 
@@ -254,24 +251,28 @@ def layer_densities(model):
     {'dense/kernel': 0.1813..., 'dense_1/kernel': 0.9...}
     """
     return {
-        mk.kernel.path: _count(mk.mask) / math.prod(mk.kernel.shape)
+        mk.kernel.path: count_active(mk.mask) / math.prod(mk.kernel.shape)
         for mk in masked_kernels(model)
     }
 
 
-def overall_density(model):
-    """Active weights over all masked kernels together (SPEC §2's density)."""
+def _active_fraction(model, field):
     kernels = masked_kernels(model)
     total = sum(math.prod(mk.kernel.shape) for mk in kernels)
-    return sum(_count(mk.mask) for mk in kernels) / total if total else 1.0
+    if not total:
+        return 1.0
+    return sum(count_active(getattr(mk, field)) for mk in kernels) / total
+
+
+def overall_density(model):
+    """Active weights over all masked kernels together (SPEC §2's density)."""
+    return _active_fraction(model, "mask")
 
 
 def itop_rate(model):
     """In-Time Over-Parameterisation rate: the fraction of all masked-kernel
     positions that have been active at least once (SPEC §3)."""
-    kernels = masked_kernels(model)
-    total = sum(math.prod(mk.kernel.shape) for mk in kernels)
-    return sum(_count(mk.explored) for mk in kernels) / total if total else 1.0
+    return _active_fraction(model, "explored")
 
 
 def sparsity_summary(model):
@@ -290,7 +291,7 @@ def sparsity_summary(model):
     active_sum = total_sum = 0
     for mk in masked_kernels(model):
         total = math.prod(mk.kernel.shape)
-        active = _count(mk.mask)
+        active = count_active(mk.mask)
         active_sum += active
         total_sum += total
         rows.append(

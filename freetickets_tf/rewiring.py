@@ -51,5 +51,4 @@ def rewire(masked_kernel, death_rate, death="magnitude", scores=None, seed=None,
     mk.explored.assign(ops.logical_or(mk.explored.value, new_mask))
     for slot in slots:
         slot.assign(ops.where(grown, ops.zeros_like(slot), slot.value))
-    moved = ops.logical_and(new_mask, ops.logical_not(mask))
-    return int(ops.convert_to_numpy(ops.sum(ops.cast(moved, "int32"))))
+    return topology.count_active(ops.logical_and(new_mask, ops.logical_not(mask)))

@@ -24,9 +24,14 @@ import keras
 from keras import ops
 
 
+def count_active(mask):
+    """Number of True entries of a boolean mask, as a Python int."""
+    return int(ops.convert_to_numpy(ops.sum(ops.cast(mask, "int32"))))
+
+
 def drop_count(mask, death_rate):
     """`ceil(death_rate * n_active)`, the number of weights to move in a layer."""
-    active = int(ops.convert_to_numpy(ops.sum(ops.cast(mask, "int32"))))
+    active = count_active(mask)
     # Rounded first so that float noise (0.07 * 100 = 7.000000000000001)
     # cannot add a weight.
     return math.ceil(round(death_rate * active, 9))
@@ -67,8 +72,7 @@ def magnitude_prune(weights, mask, n):
     """
     shape = ops.shape(weights)
     flat_mask = _flat(mask, "bool")
-    active = int(ops.convert_to_numpy(ops.sum(ops.cast(flat_mask, "int32"))))
-    _check_n(n, active, "drop")
+    _check_n(n, count_active(flat_mask), "drop")
     if n == 0:
         return ops.reshape(flat_mask, shape)
     magnitude = ops.abs(_flat(weights, "float32"))
@@ -90,8 +94,8 @@ def set_prune(weights, mask, n):
     w = _flat(weights, "float32")
     positive = ops.logical_and(flat_mask, w >= 0)
     negative = ops.logical_and(flat_mask, w < 0)
-    n_positive = int(ops.convert_to_numpy(ops.sum(ops.cast(positive, "int32"))))
-    n_negative = int(ops.convert_to_numpy(ops.sum(ops.cast(negative, "int32"))))
+    n_positive = count_active(positive)
+    n_negative = count_active(negative)
     _check_n(n, n_positive + n_negative, "drop")
     take_negative = min(n // 2, n_negative)
     take_positive = min(n - take_negative, n_positive)
@@ -121,10 +125,7 @@ def grow(mask, scores, n):
     """
     shape = ops.shape(mask)
     flat_mask = _flat(mask, "bool")
-    inactive = int(ops.size(flat_mask)) - int(
-        ops.convert_to_numpy(ops.sum(ops.cast(flat_mask, "int32")))
-    )
-    _check_n(n, inactive, "grow")
+    _check_n(n, int(ops.size(flat_mask)) - count_active(flat_mask), "grow")
     if n == 0:
         return ops.reshape(flat_mask, shape)
     magnitude = ops.abs(_flat(scores, "float32"))
