@@ -66,19 +66,15 @@ class MaskedLayerMixin:
         variables = {v.name: v for v in self.weights}
         for name in self.kernel_names:
             kernel = variables[name]
-            mask = self.add_weight(
-                name=f"{name}_mask",
-                shape=kernel.shape,
-                dtype="bool",
-                initializer="ones",
-                trainable=False,
-            )
-            explored = self.add_weight(
-                name=f"{name}_explored",
-                shape=kernel.shape,
-                dtype="bool",
-                initializer="ones",
-                trainable=False,
+            mask, explored = (
+                self.add_weight(
+                    name=f"{name}_{role}",
+                    shape=kernel.shape,
+                    dtype="bool",
+                    initializer="ones",
+                    trainable=False,
+                )
+                for role in ("mask", "explored")
             )
             setattr(self, f"{name}_mask", mask)
             setattr(self, f"{name}_explored", explored)

@@ -17,6 +17,7 @@ import re
 
 from .lenet import lenet5
 from .lenet import lenet300_100
+from .mlp import mlp
 from .mlp import mlp_cifar10
 from .wide_resnet import wide_resnet
 
@@ -98,6 +99,7 @@ __all__ = [
     "get",
     "lenet300_100",
     "lenet5",
+    "mlp",
     "mlp_cifar10",
     "wide_resnet",
 ]

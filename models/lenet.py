@@ -9,6 +9,8 @@ that they can be cloned and sparsified layer by layer.
 import keras
 from keras import layers
 
+from .mlp import mlp
+
 
 def _check_num_classes(num_classes):
     if num_classes < 1:
@@ -89,10 +91,4 @@ def lenet300_100(num_classes=10, input_shape=(28, 28, 1), name=None):
     >>> model.count_params()
     266610
     """
-    _check_num_classes(num_classes)
-    inputs = keras.Input(shape=input_shape, name="images")
-    x = layers.Flatten(name="flatten")(inputs)
-    x = layers.Dense(300, activation="relu", name="fc1")(x)
-    x = layers.Dense(100, activation="relu", name="fc2")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name or "lenet300_100")
+    return mlp((300, 100), num_classes, input_shape, name=name or "lenet300_100")

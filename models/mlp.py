@@ -31,6 +31,19 @@ def mlp_cifar10(num_classes=10, input_shape=(32, 32, 3), name=None):
     >>> model.output_shape
     (None, 10)
     """
+    return mlp((1024, 512), num_classes, input_shape, name=name or "mlp_cifar10")
+
+
+def mlp(hidden_units, num_classes=10, input_shape=(32, 32, 3), name="mlp"):
+    """Builds Flatten, then Dense-ReLU per entry of `hidden_units`, then logits.
+
+    Hidden layers are named `fc1`, `fc2`, ...; the classifier `logits`.
+
+    Example:
+
+    >>> mlp((300, 100), input_shape=(28, 28, 1)).count_params()
+    266610
+    """
     if num_classes < 1:
         raise ValueError(
             "`num_classes` must be a positive integer; "
@@ -38,7 +51,7 @@ def mlp_cifar10(num_classes=10, input_shape=(32, 32, 3), name=None):
         )
     inputs = keras.Input(shape=input_shape, name="images")
     x = layers.Flatten(name="flatten")(inputs)
-    x = layers.Dense(1024, activation="relu", name="fc1")(x)
-    x = layers.Dense(512, activation="relu", name="fc2")(x)
+    for i, units in enumerate(hidden_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name or "mlp_cifar10")
+    return keras.Model(inputs, outputs, name=name)
