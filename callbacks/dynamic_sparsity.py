@@ -174,7 +174,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
     def _cosine_end(self):
         if self.end_step is not None:
             return self.end_step
-        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        params = self.params or {}  # None outside `fit`
+        epochs, steps = params.get("epochs"), params.get("steps")
         if not epochs or not steps:
             raise ValueError(
                 "death_rate_schedule='cosine' needs `end_step` when the number "
