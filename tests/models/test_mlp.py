@@ -1,13 +1,16 @@
 """Tests for `freetickets_tf.models.mlp`."""
 
 import doctest
+import importlib
 
 import keras
 import numpy as np
 import pytest
 
-from freetickets_tf.models import mlp as mlp_module
 from freetickets_tf.models.mlp import mlp_cifar10
+
+# The package re-exports the `mlp` builder, which hides the module's name.
+mlp_module = importlib.import_module("freetickets_tf.models.mlp")
 
 
 def test_param_count():
