@@ -1,5 +1,13 @@
 """Keras callbacks of freetickets_tf (installed as `freetickets_tf.callbacks`)."""
 
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
+from freetickets_tf.callbacks.edst import EDSTCallback
+from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
+from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 
-__all__ = ["DynamicSparsityCallback"]
+__all__ = [
+    "DynamicSparsityCallback",
+    "EDSTCallback",
+    "TicketCheckpoint",
+    "TrainingFlopsCallback",
+]

@@ -81,6 +81,10 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         verbose: 1 prints one line per update.
         batch_size: Size of the growth batch when `data` is a tuple of arrays.
 
+    Attributes:
+        updates_done: Topology updates run by this callback object so far
+            (other callbacks, e.g. `TrainingFlopsCallback`, watch it).
+
     Example:
 
     >>> sparse = freetickets_tf.sparsify(model, density=0.2)
@@ -132,6 +136,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         self.verbose = verbose
         self.batch_size = check_int("batch_size", batch_size, 1)
         self._prepared_for = None
+        # Counts `update_topology` calls in this process, so that other
+        # callbacks (training FLOPs) can tell when the masks changed.
+        self.updates_done = 0
 
     def _prepare(self):
         """Checks the model and builds per-model state, once per model."""
@@ -235,6 +242,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             )
             seed = int(_step_rng(self.seed, step, i).integers(2**31))
             moved += rewiring.rewire(mk, death_rate, self.death, scores, seed, slots)
+        self.updates_done += 1
         stats = {
             "weights_moved": moved,
             "death_rate": death_rate,

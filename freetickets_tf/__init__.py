@@ -2,7 +2,10 @@
 
 Ensembles of sparse subnetworks found by dynamic sparse training (DST). Make a
 model sparse with `sparsify`, train it with
-`callbacks.DynamicSparsityCallback` inside `model.fit`.
+`callbacks.DynamicSparsityCallback` inside `model.fit`; train whole ensembles
+(EDST, DST and the baselines) with `train_ensemble`, combine their tickets
+with `EnsembleModel`, and measure them with `evaluation`, `metrics` and
+`flops`.
 
 Example:
 
@@ -12,10 +15,15 @@ Example:
 >>> sparse.fit(x, y, epochs=10, callbacks=[
 ...     ft.callbacks.DynamicSparsityCallback(data=(x, y), update_frequency=100)])
 >>> print(ft.sparsity_summary(sparse))
+>>> run = ft.train_ensemble("edst", build, (x, y), (x_val, y_val),
+...                         ft.EnsembleConfig(epochs=450), "runs/edst")
+>>> ensemble = ft.EnsembleModel.from_run("runs/edst")
 """
 
 from freetickets_tf import data
 from freetickets_tf import io
+from freetickets_tf import schedules
+from freetickets_tf import tickets
 from freetickets_tf import layers
 from freetickets_tf import topology
 from freetickets_tf.densities import erk_densities
@@ -24,6 +32,7 @@ from freetickets_tf.masking import itop_rate
 from freetickets_tf.masking import layer_densities
 from freetickets_tf.masking import masked_kernels
 from freetickets_tf.masking import overall_density
+from freetickets_tf.masking import prune_global_magnitude
 from freetickets_tf.masking import sparsify
 from freetickets_tf.masking import sparsity_summary
 from freetickets_tf.version import __version__
@@ -31,12 +40,27 @@ from freetickets_tf.version import __version__
 # Imported last: they use the modules above.
 from freetickets_tf import callbacks  # noqa: E402  isort: skip
 from freetickets_tf import models  # noqa: E402  isort: skip
+from freetickets_tf import flops  # noqa: E402  isort: skip
+from freetickets_tf import metrics  # noqa: E402  isort: skip
+from freetickets_tf import serving  # noqa: E402  isort: skip
 from freetickets_tf.callbacks import DynamicSparsityCallback  # noqa: E402  isort: skip
+from freetickets_tf.callbacks import EDSTCallback  # noqa: E402  isort: skip
+from freetickets_tf.ensemble_model import EnsembleModel  # noqa: E402  isort: skip
+from freetickets_tf import ensembles  # noqa: E402  isort: skip
+from freetickets_tf import evaluation  # noqa: E402  isort: skip
+from freetickets_tf.ensembles import EnsembleConfig  # noqa: E402  isort: skip
+from freetickets_tf.ensembles import train_ensemble  # noqa: E402  isort: skip
 
 __all__ = [
     "DynamicSparsityCallback",
+    "EDSTCallback",
+    "EnsembleConfig",
+    "EnsembleModel",
     "callbacks",
     "data",
+    "ensembles",
+    "evaluation",
+    "flops",
     "erk_densities",
     "init_masks",
     "io",
@@ -44,10 +68,16 @@ __all__ = [
     "layer_densities",
     "layers",
     "masked_kernels",
+    "metrics",
     "models",
     "overall_density",
+    "prune_global_magnitude",
+    "schedules",
+    "serving",
     "sparsify",
     "sparsity_summary",
+    "tickets",
     "topology",
+    "train_ensemble",
     "__version__",
 ]

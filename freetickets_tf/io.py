@@ -1,7 +1,25 @@
 """Atomic writes: a file is either the old version or the complete new one."""
 
+import contextlib
+import json
 import os
 import tempfile
+
+
+@contextlib.contextmanager
+def _atomic_path(path, suffix):
+    """Yields a temporary path beside `path`; renames it onto `path` on success."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    # Same directory, so the final rename cannot cross file systems.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def save_model_atomic(model, path):
@@ -15,14 +33,29 @@ def save_model_atomic(model, path):
     """
     if not str(path).endswith(".keras"):
         raise ValueError(f"Invalid `path`: {path!r}. Expected a `.keras` file name.")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # Same directory, so the final rename cannot cross file systems.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with _atomic_path(path, ".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+
+def write_text_atomic(text, path):
+    """Writes the string `text` to `path` via a temporary file and rename.
+
+    Example:
+
+    >>> write_text_atomic("| Method | Accuracy |\n", "runs/report.md")
+    """
+    with _atomic_path(path, ".tmp") as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json_atomic(data, path):
+    """Writes `data` as indented JSON to `path` via a temporary file and rename.
+
+    Example:
+
+    >>> write_json_atomic({"tickets": []}, "runs/edst/tickets.json")
+    """
+    write_text_atomic(json.dumps(data, indent=2) + "\n", path)

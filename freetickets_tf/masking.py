@@ -13,6 +13,7 @@ from freetickets_tf._validation import check_density
 from freetickets_tf.densities import DISTRIBUTIONS
 from freetickets_tf.densities import erk_densities
 from freetickets_tf.topology import count_active
+from freetickets_tf.topology import global_magnitude_masks
 
 
 def _leaf_layers(model):
@@ -239,6 +240,36 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None):
             + ", ".join(f"{l.name} ({type(l).__name__})" for l in unsupported),
             stacklevel=2,
         )
+    return sparse
+
+
+def prune_global_magnitude(model, density, exclude=None):
+    """Returns a sparse copy of a trained model, pruned by global magnitude.
+
+    The weights kept are the `round(density * N)` largest `|w|` over all
+    maskable kernels together (SPEC §4's PF ensemble); the copy is ready for
+    fine-tuning with fixed masks (train it without `DynamicSparsityCallback`).
+
+    Args:
+        model: A built, trained dense Keras model.
+        density: Overall fraction of weights kept, in (0, 1].
+        exclude: Layer names, or a predicate `layer -> bool`, to keep dense.
+
+    Returns:
+        A new, uncompiled `keras.Model` with masked layers.
+
+    Example:
+
+    >>> pruned = freetickets_tf.prune_global_magnitude(trained, density=0.2)
+    """
+    density = check_density(density)
+    sparse = sparsify(model, 1.0, exclude=exclude)
+    kernels = masked_kernels(sparse)
+    masks = global_magnitude_masks([mk.kernel.value for mk in kernels], density)
+    for mk, mask in zip(kernels, masks):
+        mk.mask.assign(mask)
+        mk.explored.assign(mask)
+        mk.kernel.assign(ops.where(mask, mk.kernel, ops.zeros_like(mk.kernel)))
     return sparse
 
 

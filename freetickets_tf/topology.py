@@ -146,3 +146,37 @@ def random_grow(mask, n, seed=None):
     """
     scores = keras.random.uniform(ops.shape(mask), seed=seed)
     return grow(mask, scores, n)
+
+
+def global_magnitude_masks(weights, density):
+    """Masks keeping the `round(density * total)` largest `|w|` over all
+    kernels together (global magnitude pruning, the PF ensemble of SPEC §4).
+
+    Unlike per-layer pruning, layers compete: a layer whose weights are all
+    small may lose all of them. Ties go to the lower index in the
+    concatenation of the flattened kernels.
+
+    Args:
+        weights: List of kernels (arrays).
+        density: Fraction of all weights to keep, in (0, 1].
+
+    Returns:
+        A list of boolean masks (backend tensors), one per kernel.
+
+    Example:
+
+    >>> masks = global_magnitude_masks([[1.0, -3.0], [0.5, 2.0]], 0.5)
+    >>> [ops.convert_to_numpy(m).tolist() for m in masks]
+    [[False, True], [False, True]]
+    """
+    flats = [_flat(w, "float32") for w in weights]
+    sizes = [int(ops.size(f)) for f in flats]
+    total = sum(sizes)
+    keep = min(total, max(1, round(density * total)))
+    magnitude = ops.abs(ops.concatenate(flats))
+    kept = _set_positions(ops.zeros((total,), "bool"), _top(magnitude, keep), True)
+    masks, offset = [], 0
+    for w, size in zip(weights, sizes):
+        masks.append(ops.reshape(kept[offset : offset + size], ops.shape(w)))
+        offset += size
+    return masks

@@ -27,6 +27,9 @@ _MNIST_SHAPE = (28, 28, 1)
 # Any `wrn-<depth>-<width>` is accepted; these are the ones the original uses.
 _WRN_NAMES = ("wrn-28-10", "wrn-28-2", "wrn-22-8", "wrn-16-8", "wrn-16-10")
 _WRN_PATTERN = re.compile(r"wrn-(\d+)-(\d+)")
+# `lenet5-x<k>`: LeNet-5 with every hidden size times k (sparse tickets need
+# room: the plain LeNet-5 is too small for them to pay off).
+_WIDE_LENET_PATTERN = re.compile(r"lenet5-x([1-9]\d*)")
 
 # Maps a name to its builder and the default input shape of its data set.
 _BUILDERS = {
@@ -56,8 +59,9 @@ def get(name, num_classes=10, input_shape=None):
     """Builds a model by its FreeTickets name.
 
     Args:
-        name: One of `available_models()`, or `"wrn-<depth>-<width>"` for any
-            valid Wide ResNet depth and width, e.g. `"wrn-16-4"`.
+        name: One of `available_models()`, `"wrn-<depth>-<width>"` for any
+            valid Wide ResNet depth and width, e.g. `"wrn-16-4"`, or
+            `"lenet5-x<k>"` for LeNet-5 `k` times wider.
         num_classes: Number of output logits.
         input_shape: Shape of one input image. Defaults to `(32, 32, 3)` for
             Wide ResNets and `"mlp-cifar10"`, and `(28, 28, 1)` for LeNets.
@@ -83,10 +87,18 @@ def get(name, num_classes=10, input_shape=None):
             num_classes=num_classes,
             input_shape=input_shape or _CIFAR_SHAPE,
         )
+    match = _WIDE_LENET_PATTERN.fullmatch(name)
+    if match:
+        return lenet5(
+            num_classes=num_classes,
+            input_shape=input_shape or _MNIST_SHAPE,
+            width=int(match.group(1)),
+        )
     if name not in _BUILDERS:
         raise ValueError(
             f"Unknown model name {name!r}. Valid names are "
-            f"{available_models()}, or any 'wrn-<depth>-<width>'."
+            f"{available_models()}, any 'wrn-<depth>-<width>', or "
+            "'lenet5-x<width multiplier>'."
         )
     builder, default_shape = _BUILDERS[name]
     return builder(

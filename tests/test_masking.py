@@ -191,3 +191,23 @@ def test_layer_densities_summary_and_itop(mlp):
     assert first.kernel.path in summary and "(16, 64)" in summary
     assert f"{active:,} of {total:,}" in summary
     assert f"Overall density: {active / total:.4f}" in summary
+
+
+def test_prune_global_magnitude_keeps_the_largest_trained_weights(mlp):
+    pruned = ft.prune_global_magnitude(mlp, 0.25)
+    kernels = [w for w in mlp.weights if w.name == "kernel"]
+    flat = np.concatenate([np.abs(np.asarray(k)).ravel() for k in kernels])
+    keep = round(0.25 * flat.size)
+    threshold = np.sort(flat)[::-1][keep - 1]
+    for mk, kernel in zip(ft.masked_kernels(pruned), kernels, strict=True):
+        mask = np.asarray(mk.mask)
+        np.testing.assert_array_equal(mask, np.abs(np.asarray(kernel)) >= threshold)
+        np.testing.assert_array_equal(np.asarray(mk.explored), mask)
+        np.testing.assert_array_equal(
+            np.asarray(mk.kernel), np.where(mask, np.asarray(kernel), 0.0))
+    assert ft.overall_density(pruned) == pytest.approx(keep / flat.size)
+
+
+def test_prune_global_magnitude_bad_density(mlp):
+    with pytest.raises(ValueError, match="density"):
+        ft.prune_global_magnitude(mlp, 1.5)

@@ -89,3 +89,73 @@ def test_unknown_schedule_raises(schedule):
 def test_module_doctests():
     """The docstring examples run."""
     assert doctest.testmod(schedules_module).failed == 0
+
+
+# --- learning-rate schedules of the ensembles (SPEC §4) -------------------
+
+from freetickets_tf.schedules import EDSTSchedule  # noqa: E402
+from freetickets_tf.schedules import step_decay_learning_rate  # noqa: E402
+
+
+def test_edst_schedule_matches_spec_worked_example():
+    """450 / 150 / M=3: lr 0.1 -> 150; 0.01 -> 200; 0.001 -> 250; explore,
+    0.01 -> 300; 0.001 -> 350; explore, 0.01 -> 400; 0.001 -> 450."""
+    schedule = EDSTSchedule(450, 150, 3)
+    expected = (
+        [0.1] * 150 + [0.01] * 50 + [0.001] * 50
+        + [0.01] * 50 + [0.001] * 50 + [0.01] * 50 + [0.001] * 50
+    )
+    assert [schedule.learning_rate(e) for e in range(450)] == expected
+    assert schedule.exploration_epochs == [250, 350]
+    assert schedule.phases == [(150, 250), (250, 350), (350, 450)]
+    assert [schedule.phase_of(e) for e in (0, 149, 150, 249, 250, 449)] == [
+        None, None, 0, 0, 1, 2]
+
+
+def test_edst_schedule_odd_phase_length_rounds_mid_phase_up():
+    """Phases of 5 epochs drop the rate after ceil(5 / 2) = 3 epochs."""
+    schedule = EDSTSchedule(25, 10, 3)
+    assert schedule.phases == [(10, 15), (15, 20), (20, 25)]
+    assert [schedule.learning_rate(e) for e in range(10, 15)] == [
+        0.01, 0.01, 0.01, 0.001, 0.001]
+
+
+def test_edst_schedule_uneven_split_gives_every_epoch_a_phase():
+    schedule = EDSTSchedule(11, 4, 3)
+    assert schedule.phases == [(4, 6), (6, 8), (8, 11)]
+    assert schedule.exploration_epochs == [6, 8]
+    assert schedule.learning_rate(10) == 0.001 and schedule.learning_rate(9) == 0.01
+
+
+def test_edst_schedule_single_member_has_no_global_exploration():
+    schedule = EDSTSchedule(6, 2, 1)
+    assert schedule.phases == [(2, 6)] and schedule.exploration_epochs == []
+
+
+def test_edst_schedule_custom_learning_rates():
+    schedule = EDSTSchedule(6, 2, 2, learning_rates=(1.0, 0.5, 0.25))
+    assert [schedule.learning_rate(e) for e in range(6)] == [
+        1.0, 1.0, 0.5, 0.25, 0.5, 0.25]
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((450, 150, 0), "num_members"),
+        ((450, 450, 3), "exploration_epochs"),
+        ((450, 500, 3), "exploration_epochs"),
+        ((10, 8, 3), "shorter than one epoch"),
+        ((0, 0, 1), "epochs"),
+    ],
+)
+def test_edst_schedule_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        EDSTSchedule(*args)
+
+
+def test_step_decay_drops_at_half_and_three_quarters():
+    """DST runs of 250 epochs: x0.1 at epoch 125 and again at 187."""
+    rates = [step_decay_learning_rate(e, 0.1, 250) for e in range(250)]
+    assert rates[:125] == [0.1] * 125
+    assert all(math.isclose(r, 0.01) for r in rates[125:187])
+    assert all(math.isclose(r, 0.001) for r in rates[187:])

@@ -419,3 +419,27 @@ def test_module_docstring_example_semantics():
 def test_module_doctests():
     """The docstring examples run as doctests, like the rest of the project."""
     assert doctest.testmod(topology_module).failed == 0
+
+
+# --- global magnitude pruning (PF ensemble, SPEC §4) ----------------------
+
+
+def test_global_magnitude_masks_keep_the_largest_over_all_kernels():
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=(4, 5)), rng.normal(size=(3, 3, 2, 2)) * 0.1,
+               rng.normal(size=(7,))]
+    masks = [keras.ops.convert_to_numpy(m) for m in topology_module.global_magnitude_masks(weights, 0.3)]
+    flat = np.concatenate([np.abs(w).ravel() for w in weights])
+    keep = round(0.3 * flat.size)
+    threshold = np.sort(flat)[::-1][keep - 1]
+    expected = [np.abs(w) >= threshold for w in weights]
+    for mask, want, w in zip(masks, expected, weights):
+        assert mask.shape == w.shape
+        np.testing.assert_array_equal(mask, want)
+    assert sum(m.sum() for m in masks) == keep
+
+
+def test_global_magnitude_masks_ties_go_to_the_lower_index():
+    masks = topology_module.global_magnitude_masks([np.ones(3), np.ones(2)], 0.4)
+    assert [keras.ops.convert_to_numpy(m).tolist() for m in masks] == [
+        [True, True, False], [False, False]]

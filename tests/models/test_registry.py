@@ -70,3 +70,13 @@ def test_invalid_wide_resnet_depth_raises():
 
 def test_docstring_examples():
     assert doctest.testmod(models).failed == 0
+
+
+def test_get_builds_wider_lenet5():
+    wide = models.get("lenet5-x4", num_classes=10)
+    # conv 80 filters, conv 200, dense 2000 (x4 of 20, 50, 500)
+    expected = (5 * 5 * 1 * 80 + 80) + (5 * 5 * 80 * 200 + 200) + (
+        4 * 4 * 200 * 2000 + 2000) + (2000 * 10 + 10)
+    assert sum(int(np.prod(w.shape)) for w in wide.trainable_weights) == expected
+    with pytest.raises(ValueError, match="lenet5-x0"):
+        models.get("lenet5-x0")

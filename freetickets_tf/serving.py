@@ -1,0 +1,217 @@
+"""Serving an ensemble: plain-Keras members and a TensorFlow SavedModel.
+
+A trained ticket carries what only training needs: the boolean mask and
+exploration record of every kernel, and layers of `freetickets_tf`.
+`fold_masks` turns a ticket into a plain Keras model with the same
+predictions; `export_saved_model` writes an `EnsembleModel` of folded members
+as a SavedModel that TensorFlow Serving, or `tf.saved_model.load` in a
+process without `freetickets_tf`, can run.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+import keras
+from keras import ops
+
+from freetickets_tf import layers as masked_layers
+from freetickets_tf.ensemble_model import EnsembleModel
+
+ENDPOINT = "serve"
+SIGNATURE = "serving_default"
+
+_BASE_CLASSES = {masked: base for base, masked in masked_layers.MASKED_VERSIONS.items()}
+
+
+def _fold_weights(source, target):
+    """Copies `source`'s weights into its folded clone `target`.
+
+    Both have the same layers in the same order. A masked layer owns its base
+    layer's variables first, then the masks, which the base layer lacks.
+    """
+    source_layers = list(source._flatten_layers(include_self=False))
+    target_layers = list(target._flatten_layers(include_self=False))
+    for src, dst in zip(source_layers, target_layers, strict=True):
+        masks = {}
+        if isinstance(src, masked_layers.MaskedLayerMixin):
+            masks = {id(mk.kernel): mk.mask for mk in src.masked_kernels}
+        src_vars = src._trainable_variables + src._non_trainable_variables
+        dst_vars = dst._trainable_variables + dst._non_trainable_variables
+        for s, d in zip(src_vars[: len(dst_vars)], dst_vars, strict=True):
+            mask = masks.get(id(s))
+            # The kernel constraint keeps masked weights at zero after every
+            # optimizer step, but not after a direct `assign`: fold anyway.
+            d.assign(s if mask is None else ops.where(mask, s, ops.zeros_like(s)))
+
+
+def fold_masks(model):
+    """Returns a plain Keras copy of a sparse model, masks applied.
+
+    Every masked layer becomes its Keras base class (`MaskedConv2D` ->
+    `Conv2D`, ...) with the same config and the kernel `kernel * mask`; all
+    other layers and weights are copied. The copy has no `freetickets_tf`
+    layer and no mask variables, and predicts exactly as `model` does.
+
+    Args:
+        model: A built Sequential or functional model; nested models work.
+
+    Returns:
+        A new, uncompiled `keras.Model`.
+
+    Example:
+
+    >>> sparse = freetickets_tf.sparsify(model, density=0.2, seed=0)
+    >>> plain = fold_masks(sparse)
+    >>> freetickets_tf.masked_kernels(plain)
+    []
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Invalid `model`: expected a keras.Model, got {type(model).__name__}."
+        )
+
+    def clone_layer(layer):
+        cls = _BASE_CLASSES.get(type(layer), type(layer))
+        return cls.from_config(layer.get_config())
+
+    try:
+        folded = keras.models.clone_model(
+            model, clone_function=clone_layer, recursive=True
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot fold the masks of {type(model).__name__}: only Sequential "
+            "and functional models can be copied layer by layer."
+        ) from error
+    _fold_weights(model, folded)
+    return folded
+
+
+def _check_backend():
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise NotImplementedError(
+            f"SavedModel export needs KERAS_BACKEND=tensorflow; the Keras "
+            f"backend is {backend!r}."
+        )
+
+
+def _check_replaceable(path):
+    """Only an empty directory or an earlier SavedModel may be replaced, so a
+    mistyped `path` cannot delete unrelated files."""
+    if not os.path.lexists(path):
+        return
+    if not os.path.isdir(path) or (
+        os.listdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb"))
+    ):
+        raise ValueError(
+            f"Invalid `path`: {path!r} exists and is not a SavedModel directory. "
+            "Choose a new path, or remove it first."
+        )
+
+
+@contextlib.contextmanager
+def _atomic_directory(path):
+    """Yields a temporary directory beside `path`; puts it at `path` on success.
+
+    An existing `path` is moved aside only once the new directory is
+    complete, and restored if the final rename fails.
+    """
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    # Same directory, so the renames cannot cross file systems.
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+    old = tmp + "-old"
+    try:
+        yield tmp
+        if os.path.lexists(path):
+            os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            if os.path.lexists(old):
+                os.rename(old, path)
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if os.path.lexists(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def export_saved_model(ensemble, path, input_signature=None, verbose=True):
+    """Writes an ensemble as a TensorFlow SavedModel for serving.
+
+    The masks of every member are folded (`fold_masks`), so the SavedModel
+    holds plain kernels and no mask variables. Its endpoint `serve`, also the
+    `serving_default` signature, takes a float32 batch of shape
+    `(None, *input_shape)` and returns a dict: `"probabilities"`
+    `(batch, classes)`, the ensemble prediction, and `"member_probabilities"`
+    `(batch, members, classes)`.
+
+    The export is atomic: it is written to a temporary directory beside
+    `path` and renamed into place when complete, so an existing SavedModel at
+    `path` stays intact if the export fails.
+
+    Args:
+        ensemble: An `EnsembleModel`.
+        path: Directory of the SavedModel. If it exists it must be an earlier
+            SavedModel (or empty); it is replaced.
+        input_signature: Optional `tf.TensorSpec`, or a list of one, for the
+            input; by default `(None, *input_shape)` float32.
+        verbose: Whether to print what was written.
+
+    Raises:
+        NotImplementedError: the Keras backend is not TensorFlow.
+        ValueError: `ensemble` is not an `EnsembleModel`, or `path` exists and
+            is not a SavedModel.
+
+    Example:
+
+    >>> export_saved_model(EnsembleModel.from_run("runs/edst"), "exported/edst")
+    >>> serving = tf.saved_model.load("exported/edst")
+    >>> serving.signatures["serving_default"](inputs=x)["probabilities"]
+    """
+    _check_backend()
+    import tensorflow as tf
+
+    if not isinstance(ensemble, EnsembleModel):
+        raise ValueError(
+            f"Invalid `ensemble`: expected an EnsembleModel, got "
+            f"{type(ensemble).__name__}. Wrap a single model as "
+            "`EnsembleModel([model])`."
+        )
+    path = os.path.abspath(os.fspath(path))
+    _check_replaceable(path)
+    if input_signature is None:
+        input_signature = tf.TensorSpec(
+            (None, *ensemble.member_input_shape), tf.float32, name="inputs"
+        )
+    if not isinstance(input_signature, (list, tuple)):
+        input_signature = [input_signature]
+    serving_model = EnsembleModel(
+        [fold_masks(member) for member in ensemble.members],
+        member_outputs=ensemble.member_outputs,
+        return_member_probabilities=True,
+        name=ensemble.name,
+    )
+
+    def serve(inputs):
+        return serving_model(inputs, training=False)
+
+    archive = keras.export.ExportArchive()
+    archive.track(serving_model)
+    archive.add_endpoint(ENDPOINT, serve, input_signature=input_signature)
+    with _atomic_directory(path) as tmp:
+        archive.write_out(tmp, verbose=False)
+    if verbose:
+        spec = input_signature[0]
+        print(
+            f"Saved SavedModel at {path!r}: {ensemble.num_members} members, "
+            f"input {tuple(spec.shape)} {tf.as_dtype(spec.dtype).name}; "
+            f"signature {SIGNATURE!r} (endpoint {ENDPOINT!r}) returns "
+            f"'probabilities' (batch, {ensemble.num_classes}) and "
+            f"'member_probabilities' (batch, {ensemble.num_members}, "
+            f"{ensemble.num_classes})."
+        )

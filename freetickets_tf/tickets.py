@@ -1,0 +1,304 @@
+"""Run directories: the tickets of an ensemble run and their manifest.
+
+A run directory holds one `.keras` file per ticket (`ticket_0.keras`, ...),
+and `tickets.json`, the manifest: the method, the number of members the run
+will produce, its configuration, and one entry per finished ticket (member
+index, seed, density and per-layer densities, the epoch and validation score
+at which it was selected, training FLOPs spent so far, a checksum of the file,
+library versions). A resumable run also keeps `checkpoint.keras`, the full
+training state at the last ticket boundary.
+
+Every file is written atomically (temporary file, then rename) and the ticket
+file is written before the manifest names it, so an interruption at any
+moment leaves a consistent directory: at worst the last ticket is missing and
+is trained again.
+"""
+
+import hashlib
+import json
+import os
+import platform
+import time
+
+import keras
+
+from freetickets_tf import io
+from freetickets_tf import masking
+from freetickets_tf._validation import check_int
+from freetickets_tf.version import __version__
+
+MANIFEST_NAME = "tickets.json"
+CHECKPOINT_NAME = "checkpoint.keras"
+FORMAT_VERSION = 1
+
+
+def versions():
+    """Versions of the software that wrote a ticket."""
+    found = {
+        "freetickets_tf": __version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "python": platform.python_version(),
+    }
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found["tensorflow"] = tf.__version__
+    return found
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RunDirectory:
+    """The tickets and manifest of one ensemble run.
+
+    Use `RunDirectory.create` to write a run (it resumes an existing run of
+    the same method) and `RunDirectory.open` to read a finished one.
+
+    Example:
+
+    >>> run = RunDirectory.create("runs/edst", method="edst", num_members=3)
+    >>> run.save_ticket(model, member=0, seed=0, epoch=199, val_accuracy=0.95)
+    >>> RunDirectory.open("runs/edst").load_tickets(allow_partial=True)
+    """
+
+    def __init__(self, path, manifest):
+        self.path = os.fspath(path)
+        self.manifest = manifest
+
+    @property
+    def manifest_path(self):
+        return os.path.join(self.path, MANIFEST_NAME)
+
+    @property
+    def method(self):
+        return self.manifest["method"]
+
+    @property
+    def num_members(self):
+        return self.manifest["num_members"]
+
+    @classmethod
+    def create(cls, path, method, num_members, config=None):
+        """Starts a run in `path`, or resumes the one already there.
+
+        Args:
+            path: The run directory; created if missing.
+            method: The ensemble method, e.g. `"edst"`.
+            num_members: How many tickets the run will produce.
+            config: JSON-serialisable settings of the run, kept in the
+                manifest; resuming with different settings is an error.
+
+        Raises:
+            ValueError: `path` holds a run of another method, size or
+                settings, or a corrupt manifest.
+        """
+        check_int("num_members", num_members, 1)
+        if os.path.exists(os.path.join(path, MANIFEST_NAME)):
+            run = cls.open(path)
+            if (run.method, run.num_members) != (method, num_members):
+                raise ValueError(
+                    f"{path!r} already holds a {run.method!r} run with "
+                    f"{run.num_members} members; this run is {method!r} with "
+                    f"{num_members}. Use another directory, or delete it."
+                )
+            stored = run.manifest.get("config") or {}
+            changed = sorted(
+                key for key in set(stored) | set(config or {})
+                if config and stored.get(key) != config.get(key)
+            )
+            if changed:
+                raise ValueError(
+                    f"{path!r} already holds a {method!r} run with other settings ("
+                    + ", ".join(
+                        f"{k}: {stored.get(k)!r} there, {config.get(k)!r} now"
+                        for k in changed
+                    )
+                    + "). Use another directory, or delete it to start over."
+                )
+            return run
+        manifest = {
+            "format": FORMAT_VERSION,
+            "method": method,
+            "num_members": num_members,
+            "config": config or {},
+            "versions": versions(),
+            "tickets": [],
+            "checkpoint": None,
+        }
+        run = cls(path, manifest)
+        run._write_manifest()
+        return run
+
+    @classmethod
+    def open(cls, path):
+        """Opens an existing run directory for reading (or resuming).
+
+        Raises:
+            ValueError: the directory or its manifest is missing, the
+                manifest is not valid JSON of this format, or a ticket it
+                lists is missing.
+        """
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            raise ValueError(f"Run directory {path!r} does not exist.")
+        manifest_path = os.path.join(path, MANIFEST_NAME)
+        if not os.path.exists(manifest_path):
+            raise ValueError(
+                f"{path!r} is not a run directory: it has no {MANIFEST_NAME}. "
+                "Runs are written by the ensemble recipes "
+                "(freetickets_tf.ensembles) or `freetickets-train`."
+            )
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"Corrupt manifest {manifest_path!r}: {error}") from error
+        required = {"format", "method", "num_members", "tickets"}
+        if not isinstance(manifest, dict) or not required <= set(manifest):
+            raise ValueError(
+                f"Corrupt manifest {manifest_path!r}: expected the keys "
+                f"{sorted(required)}."
+            )
+        if manifest["format"] != FORMAT_VERSION:
+            raise ValueError(
+                f"{manifest_path!r} has format {manifest['format']!r}; this "
+                f"version of freetickets_tf reads format {FORMAT_VERSION}."
+            )
+        run = cls(path, manifest)
+        for entry in run.tickets:
+            if not os.path.exists(os.path.join(path, entry["file"])):
+                raise ValueError(
+                    f"Corrupt run directory {path!r}: the manifest lists "
+                    f"{entry['file']!r}, which is missing."
+                )
+        return run
+
+    @property
+    def tickets(self):
+        """Manifest entries of the finished tickets, ordered by member."""
+        return sorted(self.manifest["tickets"], key=lambda entry: entry["member"])
+
+    @property
+    def finished_members(self):
+        return {entry["member"] for entry in self.manifest["tickets"]}
+
+    @property
+    def complete(self):
+        return len(self.finished_members) == self.num_members
+
+    def ticket_path(self, member):
+        return os.path.join(self.path, f"ticket_{member}.keras")
+
+    def _write_manifest(self):
+        io.write_json_atomic(self.manifest, self.manifest_path)
+
+    def save_ticket(self, model, member, **info):
+        """Writes `model` as ticket `member` and records it in the manifest.
+
+        Args:
+            model: The ticket (a Keras model; sparse or dense).
+            member: Its index, in `[0, num_members)`.
+            **info: JSON-serialisable facts to record: `seed`, `epoch`,
+                `val_accuracy`, `training_flops`, ...
+
+        Returns:
+            The manifest entry.
+        """
+        check_int("member", member, 0)
+        if member >= self.num_members:
+            raise ValueError(
+                f"Invalid `member`: {member}. This run has {self.num_members} "
+                f"members (0..{self.num_members - 1})."
+            )
+        path = self.ticket_path(member)
+        io.save_model_atomic(model, path)
+        kernels = masking.masked_kernels(model)
+        entry = {
+            "member": member,
+            "file": os.path.basename(path),
+            "method": self.method,
+            "density": masking.overall_density(model) if kernels else 1.0,
+            "layer_densities": masking.layer_densities(model),
+            **info,
+            "sha256": _sha256(path),
+            "versions": versions(),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.manifest["tickets"] = [
+            e for e in self.manifest["tickets"] if e["member"] != member
+        ] + [entry]
+        self._write_manifest()
+        return entry
+
+    def load_ticket(self, member, compile=False):
+        """Loads ticket `member`, checking the file against its checksum."""
+        entries = {entry["member"]: entry for entry in self.manifest["tickets"]}
+        if member not in entries:
+            raise ValueError(
+                f"Run directory {self.path!r} has no ticket {member}; finished: "
+                f"{sorted(entries) or 'none'}."
+            )
+        path = os.path.join(self.path, entries[member]["file"])
+        if _sha256(path) != entries[member]["sha256"]:
+            raise ValueError(
+                f"Corrupt ticket {path!r}: its checksum does not match the one "
+                "recorded in the manifest (the file changed after it was saved)."
+            )
+        return keras.saving.load_model(path, compile=compile)
+
+    def load_tickets(self, allow_partial=False):
+        """Loads every finished ticket, in member order.
+
+        Raises:
+            ValueError: the run has no tickets, or (unless `allow_partial`)
+                fewer than `num_members`.
+        """
+        members = sorted(self.finished_members)
+        if not members:
+            raise ValueError(f"Run directory {self.path!r} has no finished ticket.")
+        if not allow_partial and len(members) < self.num_members:
+            raise ValueError(
+                f"Run directory {self.path!r} is partial: {len(members)} of "
+                f"{self.num_members} tickets are finished (members {members}). "
+                "Resume the run to finish it, or pass `allow_partial=True`."
+            )
+        return [self.load_ticket(member) for member in members]
+
+    def save_checkpoint(self, model, **state):
+        """Saves the full training state (`model` with its optimizer) and
+        `state` (e.g. `epoch`), so the run can resume from here."""
+        path = os.path.join(self.path, CHECKPOINT_NAME)
+        io.save_model_atomic(model, path)
+        self.manifest["checkpoint"] = {"file": CHECKPOINT_NAME, **state}
+        self._write_manifest()
+
+    @property
+    def checkpoint(self):
+        """`(path, state)` of the last checkpoint, or None."""
+        record = self.manifest.get("checkpoint")
+        if not record:
+            return None
+        state = {k: v for k, v in record.items() if k != "file"}
+        return os.path.join(self.path, record["file"]), state
+
+    def clear_checkpoint(self):
+        """Forgets and deletes the checkpoint (the run no longer needs it)."""
+        checkpoint = self.checkpoint
+        if checkpoint is None:
+            return
+        self.manifest["checkpoint"] = None
+        self._write_manifest()  # first, so the manifest never names a missing file
+        if os.path.exists(checkpoint[0]):
+            os.remove(checkpoint[0])
+
+    def update(self, **fields):
+        """Records run-level facts (e.g. a FLOPs summary) in the manifest."""
+        self.manifest.update(fields)
+        self._write_manifest()

@@ -1,0 +1,43 @@
+"""`benchmarks/real_data.py --quick` on a tiny data set the test writes itself."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+
+SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "real_data.py"
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("real_data_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_reports_every_method(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 900).astype("uint8")
+    # Class-dependent brightness, so that something can be learned.
+    images = (rng.random((900, 28, 28)) * 100 + labels[:, None, None] * 15).astype("uint8")
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x_train=images[:800], y_train=labels[:800],
+             x_test=images[800:], y_test=labels[800:])
+    out = tmp_path / "out"
+    _load_benchmark().main(["--data", str(data), "--quick", "--verbose", "0",
+                            "--output_dir", str(out)])
+    printed = capsys.readouterr().out
+    document = json.loads((tmp_path / "out_quick" / "results.json").read_text())
+    results = document["results"]
+    assert list(results) == ["dense", "deep_ensemble", "static", "dst", "edst"]
+    assert document["train_images"] == 300 and document["test_images"] == 100
+    for name, row in results.items():
+        assert 0 <= row["accuracy"] <= 1 and row["nll"] > 0 and 0 <= row["ece"] <= 1
+        assert len(row["member_accuracy"]) == (1 if name == "dense" else 3)
+    assert results["dense"]["relative_training_flops"] == 1.0
+    assert results["deep_ensemble"]["relative_test_flops"] == 3.0
+    assert results["static"]["relative_test_flops"] < 3.0
+    table = (tmp_path / "out_quick" / "results.md").read_text()
+    assert table.count("\n| ") == 6 and "| edst |" in table  # header + 5 rows
+    assert table.strip() in printed

@@ -1,0 +1,212 @@
+"""Ensemble recipes: EDST, DST, static, PF, dense and deep ensembles (SPEC §4)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import freetickets_tf as ft
+from freetickets_tf import ensembles
+from freetickets_tf.ensembles import EnsembleConfig
+from freetickets_tf.tickets import RunDirectory
+
+
+def build():
+    return keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(4),
+        ]
+    )
+
+
+@pytest.fixture
+def data(toy_data):
+    x, y = toy_data
+    return (x[:192], y[:192]), (x[192:], y[192:])
+
+
+def _config(**kwargs):
+    settings = dict(num_members=2, epochs=3, exploration_epochs=1, density=0.3,
+                    update_frequency=2, batch_size=64, learning_rate=0.05,
+                    weight_decay=0.0, finetune_epochs=1, verbose=0)
+    settings.update(kwargs)
+    return EnsembleConfig(**settings)
+
+
+def _masks(model):
+    return [np.asarray(mk.mask) for mk in ft.masked_kernels(model)]
+
+
+@pytest.mark.parametrize("method", ensembles.METHODS)
+def test_every_method_writes_its_tickets(method, data, tmp_path):
+    train, val = data
+    run = ensembles.train_ensemble(method, build, train, val, _config(), tmp_path)
+    members = 1 if method == "dense" else 2
+    manifest = RunDirectory.open(tmp_path)
+    assert manifest.method == method and manifest.complete
+    assert len(run.tickets) == members
+    tickets = manifest.load_tickets()
+    sparse = method in ("edst", "dst", "static", "pf")
+    for entry, ticket in zip(run.tickets, tickets):
+        assert entry["training_flops"] > 0
+        assert entry["val_accuracy"] is not None
+        if sparse:
+            assert entry["density"] == pytest.approx(0.3, abs=0.01)
+            assert ft.masked_kernels(ticket)
+        else:
+            assert entry["density"] == 1.0 and not ft.masked_kernels(ticket)
+    ensemble = run.ensemble_model()
+    assert ensemble.predict(val[0], verbose=0).shape == (64, 4)
+    assert manifest.checkpoint is None  # cleaned up when the run finished
+    assert manifest.manifest["flops"]["relative_training_flops"] == pytest.approx(
+        run.relative_training_flops)
+
+
+def test_dense_run_costs_one_dense_run_and_sparse_runs_less(data, tmp_path):
+    train, val = data
+    dense = ensembles.train_dense(build, train, val, _config(), tmp_path / "d")
+    assert dense.relative_training_flops == pytest.approx(1.0)
+    static = ensembles.train_static_ensemble(build, train, val, _config(), tmp_path / "s")
+    f_s = ft.flops.forward_flops(static.ensemble_model().members[0])
+    f_d = ft.flops.forward_flops(build(), sparse=False)
+    assert static.relative_training_flops == pytest.approx(2 * f_s / f_d)
+
+
+def test_dst_members_have_different_masks_and_disagree(data, tmp_path):
+    train, val = data
+    run = ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    first, second = RunDirectory.open(tmp_path).load_tickets()
+    assert [t["seed"] for t in run.tickets] == [0, 1]
+    for a, b in zip(_masks(first), _masks(second)):
+        if not a.all():
+            assert (a != b).any()
+    x = np.random.default_rng(1).normal(size=(512, 16)).astype("float32")
+    top1 = [m.predict(x, verbose=0).argmax(-1) for m in (first, second)]
+    assert 0 < (top1[0] != top1[1]).mean() < 1
+
+
+def test_edst_tickets_come_from_their_phases(data, tmp_path):
+    train, val = data
+    config = _config(epochs=5, exploration_epochs=1)
+    run = ensembles.train_edst_ensemble(build, train, val, config, tmp_path)
+    assert [t["member"] for t in run.tickets] == [0, 1]
+    assert 1 <= run.tickets[0]["epoch"] < 3 <= run.tickets[1]["epoch"] < 5
+    # One run: the run's FLOPs are those recorded with its last ticket.
+    assert run.training_flops == run.tickets[-1]["training_flops"]
+    first, second = RunDirectory.open(tmp_path).load_tickets()
+    assert any((a != b).any() for a, b in zip(_masks(first), _masks(second)))
+
+
+def test_interrupted_dst_run_resumes_without_redoing_tickets(data, tmp_path):
+    train, val = data
+    calls = []
+
+    def flaky_build():
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return build()
+
+    with pytest.raises(RuntimeError, match="killed"):
+        ensembles.train_dst_ensemble(flaky_build, train, val, _config(), tmp_path)
+    ticket0 = tmp_path / "ticket_0.keras"
+    stamp = os.stat(ticket0).st_mtime_ns
+    assert RunDirectory.open(tmp_path).finished_members == {0}
+    run = ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    assert os.stat(ticket0).st_mtime_ns == stamp  # not trained again
+    assert [t["member"] for t in run.tickets] == [0, 1]
+
+
+def test_interrupted_edst_run_resumes_from_its_last_ticket(data, tmp_path, monkeypatch):
+    train, val = data
+    config = _config(epochs=5, exploration_epochs=1)
+    save = RunDirectory.save_ticket
+
+    def failing_second_ticket(self, model, member, **info):
+        if member == 1:
+            raise OSError("disk full")
+        return save(self, model, member, **info)
+
+    monkeypatch.setattr(RunDirectory, "save_ticket", failing_second_ticket)
+    with pytest.raises(OSError, match="disk full"):
+        ensembles.train_edst_ensemble(build, train, val, config, tmp_path)
+    monkeypatch.undo()
+    partial = RunDirectory.open(tmp_path)
+    assert partial.finished_members == {0}
+    assert partial.checkpoint[1]["epoch"] == 3  # phase 1 ends after epoch 3
+    stamp = os.stat(tmp_path / "ticket_0.keras").st_mtime_ns
+
+    epochs_run = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs_run.append(epoch)
+
+    fit = keras.Model.fit
+
+    def recording_fit(self, *args, callbacks=(), **kwargs):
+        return fit(self, *args, callbacks=[*callbacks, Record()], **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    run = ensembles.train_edst_ensemble(build, train, val, config, tmp_path)
+    assert epochs_run == [3, 4]  # only phase 2 was trained again
+    assert os.stat(tmp_path / "ticket_0.keras").st_mtime_ns == stamp
+    assert [t["member"] for t in run.tickets] == [0, 1]
+    # The FLOPs count continued from the checkpoint.
+    assert run.tickets[1]["training_flops"] > run.tickets[0]["training_flops"]
+
+
+@pytest.mark.parametrize(
+    "method, kwargs, match",
+    [
+        ("edst", {"num_members": 0}, "num_members"),
+        ("dst", {"num_members": 0}, "num_members"),
+        ("edst", {"epochs": 4, "exploration_epochs": 4}, "exploration_epochs"),
+        ("edst", {"epochs": 4, "exploration_epochs": 3}, "shorter than one epoch"),
+        ("dst", {"density": 0.0}, "density"),
+        ("dst", {"selection": "median"}, "selection"),
+        ("mystery", {}, "method"),
+    ],
+)
+def test_bad_settings_fail_before_training(method, kwargs, match, data, tmp_path):
+    train, val = data
+    with pytest.raises(ValueError, match=match):
+        ensembles.train_ensemble(method, build, train, val, _config(**kwargs), tmp_path)
+    assert not os.path.exists(tmp_path / "tickets.json")
+
+
+def test_best_selection_needs_validation_data(data, tmp_path):
+    train, _ = data
+    with pytest.raises(ValueError, match="validation_data"):
+        ensembles.train_dst_ensemble(build, train, None, _config(), tmp_path)
+    run = ensembles.train_dst_ensemble(
+        build, train, None, _config(selection="last", num_members=1), tmp_path)
+    assert run.tickets[0]["epoch"] == 2
+
+
+def test_build_model_must_return_a_built_model(data, tmp_path):
+    train, val = data
+    with pytest.raises(ValueError, match="build_model"):
+        ensembles.train_dense(lambda: keras.Sequential([keras.layers.Dense(2)]),
+                              train, val, _config(), tmp_path)
+
+
+def test_resuming_with_other_settings_is_refused(data, tmp_path):
+    train, val = data
+    ensembles.train_dense(build, train, val, _config(), tmp_path)
+    with pytest.raises(ValueError, match="other settings.*learning_rate"):
+        ensembles.train_dense(build, train, val, _config(learning_rate=0.2), tmp_path)
+
+
+def test_tf_data_input(data, tmp_path):
+    import tensorflow as tf
+
+    (x, y), val = data
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+    run = ensembles.train_dst_ensemble(
+        build, dataset, val, _config(num_members=1), tmp_path)
+    assert run.relative_training_flops < 1

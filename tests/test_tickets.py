@@ -1,0 +1,157 @@
+"""Run directories: ticket files, the tickets.json manifest, atomic writes."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import freetickets_tf as ft
+from freetickets_tf import tickets
+from freetickets_tf.tickets import RunDirectory
+
+
+@pytest.fixture
+def sparse_mlp(mlp):
+    return ft.sparsify(mlp, 0.3, seed=0)
+
+
+def _read_manifest(path):
+    with open(os.path.join(path, "tickets.json")) as f:
+        return json.load(f)
+
+
+def test_save_ticket_writes_file_and_manifest(tmp_path, sparse_mlp):
+    run = RunDirectory.create(tmp_path, "dst", 2, {"density": 0.3})
+    entry = run.save_ticket(sparse_mlp, 1, seed=7, epoch=4, val_accuracy=0.5,
+                            training_flops=123.0)
+    manifest = _read_manifest(tmp_path)
+    assert manifest["method"] == "dst" and manifest["num_members"] == 2
+    assert manifest["config"] == {"density": 0.3}
+    (stored,) = manifest["tickets"]
+    assert stored == entry
+    assert stored["member"] == 1 and stored["file"] == "ticket_1.keras"
+    assert stored["seed"] == 7 and stored["epoch"] == 4
+    assert stored["val_accuracy"] == 0.5 and stored["training_flops"] == 123.0
+    assert stored["density"] == pytest.approx(ft.overall_density(sparse_mlp))
+    assert stored["layer_densities"] == pytest.approx(ft.layer_densities(sparse_mlp))
+    assert {"freetickets_tf", "keras", "tensorflow"} <= set(stored["versions"])
+    assert not run.complete and run.finished_members == {1}
+
+
+def test_load_ticket_round_trips_weights_and_masks(tmp_path, sparse_mlp):
+    run = RunDirectory.create(tmp_path, "dst", 1)
+    run.save_ticket(sparse_mlp, 0)
+    loaded = RunDirectory.open(tmp_path).load_ticket(0)
+    for a, b in zip(sparse_mlp.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert ft.overall_density(loaded) == pytest.approx(ft.overall_density(sparse_mlp))
+
+
+def test_create_resumes_an_existing_run(tmp_path, sparse_mlp):
+    RunDirectory.create(tmp_path, "edst", 3, {"a": 1}).save_ticket(sparse_mlp, 0)
+    again = RunDirectory.create(tmp_path, "edst", 3, {"a": 1})
+    assert again.finished_members == {0}
+
+
+@pytest.mark.parametrize(
+    "method, members, config, match",
+    [
+        ("dst", 3, {"a": 1}, "'edst' run"),
+        ("edst", 2, {"a": 1}, "3 members"),
+        ("edst", 3, {"a": 2}, "a: 1 there, 2 now"),
+    ],
+)
+def test_create_refuses_a_different_run(tmp_path, method, members, config, match):
+    RunDirectory.create(tmp_path, "edst", 3, {"a": 1})
+    with pytest.raises(ValueError, match=match):
+        RunDirectory.create(tmp_path, method, members, config)
+
+
+def test_failed_ticket_write_keeps_everything_already_written(tmp_path, sparse_mlp,
+                                                              monkeypatch):
+    run = RunDirectory.create(tmp_path, "dst", 2)
+    run.save_ticket(sparse_mlp, 0)
+    before = sorted(os.listdir(tmp_path))
+    manifest = _read_manifest(tmp_path)
+
+    def failing_save(self, path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(keras.Model, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        run.save_ticket(sparse_mlp, 1)
+    assert sorted(os.listdir(tmp_path)) == before  # no ticket_1, no temp file
+    assert _read_manifest(tmp_path) == manifest
+    monkeypatch.undo()
+    RunDirectory.open(tmp_path).load_ticket(0)
+
+
+def test_open_errors_name_the_problem(tmp_path, sparse_mlp):
+    with pytest.raises(ValueError, match="does not exist"):
+        RunDirectory.open(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no tickets.json"):
+        RunDirectory.open(tmp_path)
+    (tmp_path / "tickets.json").write_text("{not json")
+    with pytest.raises(ValueError, match="Corrupt manifest"):
+        RunDirectory.open(tmp_path)
+    (tmp_path / "tickets.json").write_text('{"method": "dst"}')
+    with pytest.raises(ValueError, match="Corrupt manifest"):
+        RunDirectory.open(tmp_path)
+    os.remove(tmp_path / "tickets.json")
+    run = RunDirectory.create(tmp_path, "dst", 2)
+    run.save_ticket(sparse_mlp, 0)
+    os.remove(tmp_path / "ticket_0.keras")
+    with pytest.raises(ValueError, match="ticket_0.keras.*missing"):
+        RunDirectory.open(tmp_path)
+
+
+def test_changed_ticket_file_fails_its_checksum(tmp_path, sparse_mlp, mlp):
+    run = RunDirectory.create(tmp_path, "dst", 1)
+    run.save_ticket(sparse_mlp, 0)
+    mlp.save(tmp_path / "ticket_0.keras")  # overwritten behind the manifest
+    with pytest.raises(ValueError, match="checksum"):
+        RunDirectory.open(tmp_path).load_ticket(0)
+
+
+def test_load_tickets_partial_and_empty(tmp_path, sparse_mlp):
+    run = RunDirectory.create(tmp_path, "dst", 3)
+    with pytest.raises(ValueError, match="no finished ticket"):
+        run.load_tickets()
+    run.save_ticket(sparse_mlp, 0)
+    run.save_ticket(sparse_mlp, 2)
+    with pytest.raises(ValueError, match=r"partial: 2 of 3.*members \[0, 2\]"):
+        run.load_tickets()
+    assert len(run.load_tickets(allow_partial=True)) == 2
+
+
+def test_member_out_of_range(tmp_path, sparse_mlp):
+    run = RunDirectory.create(tmp_path, "dst", 2)
+    with pytest.raises(ValueError, match="member"):
+        run.save_ticket(sparse_mlp, 2)
+    with pytest.raises(ValueError, match="num_members"):
+        RunDirectory.create(tmp_path / "b", "dst", 0)
+
+
+def test_checkpoint_save_and_clear(tmp_path, sparse_mlp, compile_model):
+    compile_model(sparse_mlp)
+    sparse_mlp.optimizer.build(sparse_mlp.trainable_variables)
+    sparse_mlp.optimizer.iterations.assign(11)
+    run = RunDirectory.create(tmp_path, "edst", 2)
+    assert run.checkpoint is None
+    run.save_checkpoint(sparse_mlp, epoch=5, training_flops=1.0)
+    path, state = RunDirectory.open(tmp_path).checkpoint
+    assert state == {"epoch": 5, "training_flops": 1.0}
+    assert int(keras.saving.load_model(path).optimizer.iterations) == 11
+    run.clear_checkpoint()
+    assert run.checkpoint is None and not os.path.exists(path)
+    assert _read_manifest(tmp_path)["checkpoint"] is None
+
+
+def test_versions_names_the_backend():
+    found = tickets.versions()
+    assert found["backend"] == keras.backend.backend()
+    assert found["freetickets_tf"] == ft.__version__
