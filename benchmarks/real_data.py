@@ -10,12 +10,18 @@ Dense, static and DST members train `--epochs` epochs each; the EDST run
 spends 1.8 x `--epochs` in total, 0.6 x in exploration and the rest in M
 refinement phases, as the paper's 450 / 150 against 250 epochs. The dense
 single model is the deep ensemble's member 0 (same seed, same settings), so it
-is not trained twice.
+is not trained twice. `--methods` picks a subset (then `dense` is trained on
+its own).
+
+Defaults that differ from the library's (see benchmarks/README.md for why):
+LeNet-5 x4 wide, sparse initial weights scaled by 1/sqrt(layer density)
+(LeNet has no normalisation layers), DST-ensemble updates stop at 75%.
 
     python benchmarks/real_data.py --data ../shared/data/fashion_mnist.npz
     python benchmarks/real_data.py --data ../shared/data/fashion_mnist.npz --quick
     python benchmarks/real_data.py --data ... --model wrn-16-4 --epochs 15 \
         --train_subset 0      # full size, for an accelerator
+    KERAS_BACKEND=jax python benchmarks/real_data.py ...   # GPU machines (no TF)
 
 Prints a JSON document and a markdown table (also written to `--output_dir`).
 Run directories are kept there too, so an interrupted benchmark resumes.
@@ -35,19 +41,21 @@ import numpy as np  # noqa: E402
 
 import freetickets_tf as ft  # noqa: E402
 
-METHODS = ("deep_ensemble", "static", "dst", "edst")
 ROWS = ("dense", "deep_ensemble", "static", "dst", "edst")
+METHODS = ROWS[1:]  # trained in this order; `dense` is deep_ensemble's member 0
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="fashion_mnist.npz")
-    parser.add_argument("--model", default="lenet5-x2",
+    parser.add_argument("--model", default="lenet5-x4",
                         help="freetickets_tf.models name (wrn-* pads to 32x32x3)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--train_subset", type=int, default=5000,
                         help="training images used (0: all but the validation split)")
     parser.add_argument("--validation", type=int, default=5000)
+    parser.add_argument("--test_subset", type=int, default=0,
+                        help="test images used (0: all 10,000)")
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument("--density", type=float, default=0.2)
     parser.add_argument("--batch_size", type=int, default=128)
@@ -55,12 +63,26 @@ def parse_args(argv):
     parser.add_argument("--weight_decay", type=float, default=5e-4)
     parser.add_argument("--update_frequency", type=int, default=50)
     parser.add_argument("--death_rate", type=float, default=0.5)
+    parser.add_argument("--update_end_fraction", type=float, default=0.75,
+                        help="DST ensemble: stop topology updates after this "
+                        "fraction of each run (RigL's 0.75; 1: never stop)")
+    parser.add_argument("--rescale_init", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="scale sparse layers' initial weights by "
+                        "1/sqrt(density) (LeNet has no normalisation layers)")
+    parser.add_argument("--methods", default=",".join(ROWS),
+                        help="comma-separated subset of " + ", ".join(ROWS) +
+                        " (dense comes free with deep_ensemble: its member 0)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default="benchmarks/runs/real_data")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny subset, 2 epochs, small model")
     parser.add_argument("--verbose", type=int, default=2)
     args = parser.parse_args(argv)
+    args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = sorted(set(args.methods) - set(ROWS))
+    if unknown or not args.methods:
+        parser.error(f"--methods: unknown {unknown or 'empty'}; choose from {', '.join(ROWS)}")
     if args.quick:
         args.model, args.epochs, args.train_subset = "lenet5", 2, 1000
         args.validation = 500
@@ -76,6 +98,8 @@ def load(args):
     val, rest = order[: args.validation], order[args.validation :]
     if args.train_subset:
         rest = rest[: args.train_subset]
+    if args.test_subset:
+        x_test, y_test = x_test[: args.test_subset], y_test[: args.test_subset]
     return (x[rest], y[rest]), (x[val], y[val]), (x_test, y_test)
 
 
@@ -88,6 +112,8 @@ def config_for(method, args):
         reference_epochs=epochs,
         density=args.density,
         update_frequency=args.update_frequency,
+        update_end_fraction=args.update_end_fraction,
+        rescale_init=args.rescale_init,
         death_rate=args.death_rate,
         batch_size=args.batch_size,
         learning_rate=args.lr,
@@ -142,7 +168,10 @@ def main(argv=None):
 
     reference = build()
     results = {}
-    for method in METHODS:
+    methods = [m for m in METHODS if m in args.methods]
+    if "dense" in args.methods and "deep_ensemble" not in args.methods:
+        methods.insert(0, "dense")
+    for method in methods:
         start = time.perf_counter()
         run = ft.train_ensemble(
             method, build, train, val, config_for(method, args),
@@ -156,7 +185,7 @@ def main(argv=None):
             "training_flops": run.training_flops,
             "train_seconds": train_seconds,
         }
-        if method == "deep_ensemble":
+        if method == "deep_ensemble" and "dense" in args.methods:
             first = run.tickets[0]
             single = ft.EnsembleModel(ensemble.members[:1],
                                       return_member_probabilities=True)
@@ -166,7 +195,7 @@ def main(argv=None):
                 / run.dense_training_flops,
                 "training_flops": first["training_flops"],
             }
-    results = {name: results[name] for name in ROWS}
+    results = {name: results[name] for name in ROWS if name in results}
     document = {
         "benchmark": "real_data",
         "data": os.path.basename(args.data),

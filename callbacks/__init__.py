@@ -2,12 +2,16 @@
 
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
+from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
+from freetickets_tf.callbacks.sparsity_monitor import SparsityMonitor
 from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
 from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 
 __all__ = [
     "DynamicSparsityCallback",
     "EDSTCallback",
+    "PeriodicSnapshots",
+    "SparsityMonitor",
     "TicketCheckpoint",
     "TrainingFlopsCallback",
 ]

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from freetickets_tf import backend
 from freetickets_tf import masking
 from freetickets_tf import optimizer_slots
 from freetickets_tf import rewiring
@@ -12,6 +13,8 @@ from freetickets_tf._validation import check_int
 from freetickets_tf.backend import make_loss_gradient_fn
 from freetickets_tf.schedules import DEATH_RATE_SCHEDULES
 from freetickets_tf.schedules import death_rate_at
+
+from ._step_counter import StepCounter
 
 
 def _is_array_pair(data):
@@ -50,9 +53,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
     or SET's rule) and grows as many inactive ones: those with the largest
     dense gradient of the training loss on one batch from `data` (RigL), at
     random (SET), or by the largest optimizer momentum. Grown weights start at
-    zero and their optimizer slots are zeroed. Steps are read from
-    `optimizer.iterations`, so `steps_per_execution > 1` and resumed runs keep
-    the same schedule.
+    zero and their optimizer slots are zeroed. Steps count from
+    `optimizer.iterations` (read once per epoch), so `steps_per_execution > 1`
+    and resumed runs keep the same schedule.
 
     The model must have masked layers: make it with `freetickets_tf.sparsify`.
     At the end of each epoch the callback adds to `logs`: `itop_rate` (the
@@ -84,6 +87,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
     Attributes:
         updates_done: Topology updates run by this callback object so far
             (other callbacks, e.g. `TrainingFlopsCallback`, watch it).
+        last_update: `{"step", "weights_moved", "death_rate", "itop_rate"}`
+            of the latest update, or None.
 
     Example:
 
@@ -136,9 +141,12 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         self.verbose = verbose
         self.batch_size = check_int("batch_size", batch_size, 1)
         self._prepared_for = None
+        self._steps = StepCounter()
         # Counts `update_topology` calls in this process, so that other
         # callbacks (training FLOPs) can tell when the masks changed.
         self.updates_done = 0
+        # The step and statistics of the latest update (for monitoring).
+        self.last_update = None
 
     def _prepare(self):
         """Checks the model and builds per-model state, once per model."""
@@ -248,6 +256,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             "death_rate": death_rate,
             "itop_rate": masking.itop_rate(self.model),
         }
+        self.last_update = {"step": step, **stats}
         if self.verbose:
             print(
                 f"DST update at step {step}: moved {moved:,} weights "
@@ -267,18 +276,23 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._prepare()
-        self._last_step = self._step()
+        self._last_step = self._steps.read(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._moved_this_epoch = 0
+        self._steps.read(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
+        step = self._steps.after_batch(batch)
         if self._update_due(self._last_step, step):
             self._moved_this_epoch += self.update_topology()["weights_moved"]
         self._last_step = step
 
     def on_epoch_end(self, epoch, logs=None):
+        if backend.masks_in_forward_pass():
+            # Keeps the stored kernels sparse, as on TensorFlow, wherever a
+            # checkpoint callback may read them.
+            masking.zero_inactive_weights(self.model)
         if logs is not None:
             logs["itop_rate"] = masking.itop_rate(self.model)
             logs["weights_moved"] = self._moved_this_epoch

@@ -5,6 +5,8 @@ import keras
 from freetickets_tf import flops
 from freetickets_tf._validation import check_int
 
+from ._step_counter import StepCounter
+
 
 class TrainingFlopsCallback(keras.callbacks.Callback):
     """Accumulates the training FLOPs of `fit`, as the paper counts them.
@@ -87,6 +89,7 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
         self.total_flops = self.initial_flops
         self._updates_seen = None
         self._forward = None  # (f_S, f_D) at the current masks
+        self._steps = StepCounter()
 
     def _growth_batch_size(self):
         if self.growth_batch_size is not None:
@@ -113,9 +116,6 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
             self.total_flops += new * (sparse + 2.0 * dense) * self._growth_batch_size()
         self._measure()  # the masks changed
 
-    def _step(self):
-        return int(self.model.optimizer.iterations)
-
     def on_train_begin(self, logs=None):
         if self.sparsity_callback is not None:
             if self._updates_seen is None:
@@ -124,7 +124,10 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
             else:
                 self._sync_updates()  # made between two `fit` calls
         self._measure()  # the masks may have been set anew since
-        self._last_step = self._step()
+        self._last_step = self._steps.read(self.model)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps.read(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         # Nothing updates masks at batch begin, so updates seen here were made
@@ -132,7 +135,7 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
         self._sync_updates()
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
+        step = self._steps.after_batch(batch)
         steps = max(0, step - self._last_step)
         self._last_step = step
         self.total_flops += 3.0 * self._forward[0] * self.batch_size * steps

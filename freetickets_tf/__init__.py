@@ -35,6 +35,7 @@ from freetickets_tf.masking import overall_density
 from freetickets_tf.masking import prune_global_magnitude
 from freetickets_tf.masking import sparsify
 from freetickets_tf.masking import sparsity_summary
+from freetickets_tf.masking import zero_inactive_weights
 from freetickets_tf.version import __version__
 
 # Imported last: they use the modules above.
@@ -48,6 +49,8 @@ from freetickets_tf.callbacks import EDSTCallback  # noqa: E402  isort: skip
 from freetickets_tf.ensemble_model import EnsembleModel  # noqa: E402  isort: skip
 from freetickets_tf import ensembles  # noqa: E402  isort: skip
 from freetickets_tf import evaluation  # noqa: E402  isort: skip
+from freetickets_tf import corruptions  # noqa: E402  isort: skip
+from freetickets_tf import plots  # noqa: E402  isort: skip
 from freetickets_tf.ensembles import EnsembleConfig  # noqa: E402  isort: skip
 from freetickets_tf.ensembles import train_ensemble  # noqa: E402  isort: skip
 
@@ -57,6 +60,7 @@ __all__ = [
     "EnsembleConfig",
     "EnsembleModel",
     "callbacks",
+    "corruptions",
     "data",
     "ensembles",
     "evaluation",
@@ -71,6 +75,7 @@ __all__ = [
     "metrics",
     "models",
     "overall_density",
+    "plots",
     "prune_global_magnitude",
     "schedules",
     "serving",
@@ -79,5 +84,6 @@ __all__ = [
     "tickets",
     "topology",
     "train_ensemble",
+    "zero_inactive_weights",
     "__version__",
 ]

@@ -40,12 +40,14 @@ from freetickets_tf._validation import check_density
 from freetickets_tf._validation import check_int
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
+from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
 from freetickets_tf.callbacks.ticket_checkpoint import SELECTIONS
 from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
 from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 from freetickets_tf.densities import DISTRIBUTIONS
 from freetickets_tf.ensemble_model import EnsembleModel
 from freetickets_tf.ensemble_model import output_kind
+from freetickets_tf.schedules import EDSTSchedule
 from freetickets_tf.schedules import step_decay_learning_rate
 from freetickets_tf.tickets import RunDirectory
 
@@ -66,7 +68,14 @@ class EnsembleConfig:
             single dense model would get, e.g. 250 against EDST's 450).
         density: Overall density of the sparse methods.
         distribution: Layer densities, `"erk"`, `"er"` or `"uniform"`.
+        rescale_init: Sparse methods: scale each layer's initial weights by
+            `1 / sqrt(d_l)` (`masking.sparse_init_scale`), for networks
+            without normalisation layers. Off in the original.
         update_frequency: Optimizer steps between DST updates (ΔT).
+        update_end_fraction: `dst`: no topology update after this fraction
+            of each member's steps (RigL stops at 0.75, before the smallest
+            learning rates, where weights regrown at zero cannot recover).
+            None updates to the end, as the original.
         death_rate: DST death rate `p`.
         death_rate_schedule: `"constant"` or `"cosine"`.
         large_death_rate: EDST's global-exploration death rate `q`.
@@ -81,6 +90,9 @@ class EnsembleConfig:
         finetune_epochs: PF: fine-tuning epochs after pruning.
         finetune_learning_rate: PF: constant fine-tuning learning rate.
         selection: `"best"` validation checkpoint per ticket, or `"last"`.
+        snapshot_every: Keep the model every this many epochs in the run's
+            `snapshots/` (for `evaluate(..., modes=["tsne"])`); None keeps
+            none. Not for `pf`.
         monitor: The validation log that selects checkpoints.
         seed: Seed of member 0; member m uses `seed + m`.
         verbose: Keras `fit` verbosity; 0 also silences the recipe's lines.
@@ -93,7 +105,9 @@ class EnsembleConfig:
     reference_epochs: int = None
     density: float = 0.2
     distribution: str = "erk"
+    rescale_init: bool = False
     update_frequency: int = 1000
+    update_end_fraction: float = None
     death_rate: float = 0.5
     death_rate_schedule: str = "constant"
     large_death_rate: float = 0.8
@@ -107,6 +121,7 @@ class EnsembleConfig:
     finetune_epochs: int = 10
     finetune_learning_rate: float = 0.001
     selection: str = "best"
+    snapshot_every: int = None
     monitor: str = "val_accuracy"
     seed: int = 0
     verbose: int = 2
@@ -123,17 +138,23 @@ class EnsembleConfig:
         check_int("update_frequency", self.update_frequency, 1)
         check_death_rate(self.death_rate)
         check_death_rate(self.large_death_rate, "large_death_rate")
+        if self.update_end_fraction is not None and not (
+            0 < self.update_end_fraction <= 1
+        ):
+            raise ValueError(
+                f"Invalid `update_end_fraction`: {self.update_end_fraction!r}. "
+                "Expected a fraction in (0, 1], or None (update to the end)."
+            )
         check_int("batch_size", self.batch_size, 1)
         check_int("finetune_epochs", self.finetune_epochs, 1)
         check_int("seed", self.seed, 0)
+        check_int("snapshot_every", self.snapshot_every, 1, allow_none=True)
         check_choice("selection", self.selection, SELECTIONS)
         for name in ("learning_rate", "finetune_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Invalid `{name}`: {getattr(self, name)!r}. Expected > 0.")
         if method == "edst":
             # Checks epochs / exploration / phase lengths with clear messages.
-            from freetickets_tf.schedules import EDSTSchedule
-
             EDSTSchedule(self.epochs, self.exploration_epochs, self.num_members)
 
     def to_dict(self):
@@ -227,6 +248,13 @@ class _Recipe:
         if self.config.verbose:
             print(message, flush=True)
 
+    def new_sparse_model(self, seed):
+        config = self.config
+        return masking.sparsify(
+            self.new_model(seed), config.density, config.distribution, seed=seed,
+            rescale=config.rescale_init,
+        )
+
     def new_model(self, seed):
         keras.utils.set_random_seed(seed)
         model = self.build_model()
@@ -253,7 +281,7 @@ class _Recipe:
         )
         return model
 
-    def dst_callback(self, seed):
+    def dst_callback(self, seed, end_step=None):
         config = self.config
         return DynamicSparsityCallback(
             data=self.train_data,
@@ -263,6 +291,7 @@ class _Recipe:
             death=config.death,
             growth=config.growth,
             reset_optimizer_state=config.reset_optimizer_state,
+            end_step=end_step,
             seed=seed,
             batch_size=config.batch_size,
         )
@@ -272,7 +301,10 @@ class _Recipe:
             self.batch, sparsity_callback=sparsity_callback, initial_flops=initial_flops
         )
 
-    def fit(self, model, epochs, callbacks, initial_epoch=0):
+    def fit(self, model, epochs, callbacks, initial_epoch=0, member=None):
+        if self.config.snapshot_every and member is not None:
+            callbacks = [*callbacks, PeriodicSnapshots(
+                self.run, self.config.snapshot_every, member)]
         return model.fit(
             **_fit_data(self.train_data, self.config.batch_size),
             validation_data=self.validation_data,
@@ -342,7 +374,8 @@ def train_dst_ensemble(build_model, train_data, validation_data=None, config=Non
     """DST Ensemble: M independent DST runs with seeds `seed + m` (SPEC §4).
 
     Each run trains `config.epochs` epochs with the learning rate × 0.1 at
-    50% and 75%; its best-validation checkpoint is ticket m.
+    50% and 75%; its best-validation checkpoint is ticket m. Topology updates
+    stop after `config.update_end_fraction` of the steps, if set.
 
     Returns:
         An `EnsembleRun`.
@@ -351,15 +384,17 @@ def train_dst_ensemble(build_model, train_data, validation_data=None, config=Non
     config = recipe.config
 
     def train_member(member, seed):
-        model = masking.sparsify(
-            recipe.new_model(seed), config.density, config.distribution, seed=seed
-        )
+        model = recipe.new_sparse_model(seed)
         recipe.compile(model, config.learning_rate)
-        dst = recipe.dst_callback(seed)
+        end_step = None
+        if config.update_end_fraction is not None:
+            total = config.epochs * recipe.steps_per_epoch
+            end_step = math.floor(config.update_end_fraction * total)
+        dst = recipe.dst_callback(seed, end_step)
         counter = recipe.flops_callback(dst)
         recipe.fit(model, config.epochs, [
             dst, counter, recipe.step_decay(config.epochs),
-            recipe.ticket_callback(member, seed, counter)])
+            recipe.ticket_callback(member, seed, counter)], member=member)
 
     return _train_members(recipe, train_member)
 
@@ -375,14 +410,12 @@ def train_static_ensemble(build_model, train_data, validation_data=None,
     config = recipe.config
 
     def train_member(member, seed):
-        model = masking.sparsify(
-            recipe.new_model(seed), config.density, config.distribution, seed=seed
-        )
+        model = recipe.new_sparse_model(seed)
         recipe.compile(model, config.learning_rate)
         counter = recipe.flops_callback()
         recipe.fit(model, config.epochs, [
             counter, recipe.step_decay(config.epochs),
-            recipe.ticket_callback(member, seed, counter)])
+            recipe.ticket_callback(member, seed, counter)], member=member)
 
     return _train_members(recipe, train_member)
 
@@ -397,7 +430,7 @@ def _train_dense_members(method, build_model, train_data, validation_data, confi
         counter = recipe.flops_callback()
         recipe.fit(model, config.epochs, [
             counter, recipe.step_decay(config.epochs),
-            recipe.ticket_callback(member, seed, counter)])
+            recipe.ticket_callback(member, seed, counter)], member=member)
 
     return _train_members(recipe, train_member)
 
@@ -480,9 +513,7 @@ def train_edst_ensemble(build_model, train_data, validation_data=None, config=No
         model = keras.saving.load_model(path)
         initial_epoch, initial_flops = state["epoch"], state.get("training_flops") or 0.0
     else:
-        model = masking.sparsify(
-            recipe.new_model(seed), config.density, config.distribution, seed=seed
-        )
+        model = recipe.new_sparse_model(seed)
         recipe.compile(model, config.learning_rate)
         initial_epoch, initial_flops = 0, 0.0
     dst = recipe.dst_callback(seed)
@@ -502,7 +533,9 @@ def train_edst_ensemble(build_model, train_data, validation_data=None, config=No
         flops_callback=counter,
         verbose=config.verbose,
     )
-    recipe.fit(model, config.epochs, [dst, counter, edst], initial_epoch=initial_epoch)
+    schedule = EDSTSchedule(config.epochs, config.exploration_epochs, config.num_members)
+    recipe.fit(model, config.epochs, [dst, counter, edst], initial_epoch=initial_epoch,
+               member=lambda epoch: schedule.phase_of(epoch) or 0)
     return recipe.finish(recipe.new_model(seed))
 
 

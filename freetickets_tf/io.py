@@ -7,8 +7,17 @@ import tempfile
 
 
 @contextlib.contextmanager
-def _atomic_path(path, suffix):
-    """Yields a temporary path beside `path`; renames it onto `path` on success."""
+def atomic_path(path, suffix):
+    """Yields a temporary path beside `path`; renames it onto `path` on success.
+
+    For writers that take a file name (savefig, model.save): write to the
+    yielded path; an exception leaves any previous `path` untouched.
+
+    Example:
+
+    >>> with atomic_path("report.png", ".png") as tmp:
+    ...     figure.savefig(tmp)
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     # Same directory, so the final rename cannot cross file systems.
@@ -33,7 +42,7 @@ def save_model_atomic(model, path):
     """
     if not str(path).endswith(".keras"):
         raise ValueError(f"Invalid `path`: {path!r}. Expected a `.keras` file name.")
-    with _atomic_path(path, ".keras") as tmp:
+    with atomic_path(path, ".keras") as tmp:
         model.save(tmp)
 
 
@@ -44,7 +53,7 @@ def write_text_atomic(text, path):
 
     >>> write_text_atomic("| Method | Accuracy |\n", "runs/report.md")
     """
-    with _atomic_path(path, ".tmp") as tmp:
+    with atomic_path(path, ".tmp") as tmp:
         with open(tmp, "w") as f:
             f.write(text)
             f.flush()

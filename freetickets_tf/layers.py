@@ -7,19 +7,29 @@ non-trainable boolean variables owned by the layer:
 * `<kernel>_explored`: which weights have been active at least once, for the
   In-Time Over-Parameterisation rate.
 
-The forward pass uses the kernel as it is. Instead of multiplying by the mask
-in `call` (which would also mask the gradient), the kernel variable gets a
-constraint that zeroes the inactive weights; Keras optimizers apply variable
-constraints right after every update, inside the compiled train step. So
-masked weights are exactly zero after every optimizer step, checkpoints are
-already sparse, and the gradient with respect to the kernel stays dense, as
-gradient growth needs.
+On TensorFlow the forward pass uses the kernel as it is. Instead of
+multiplying by the mask in `call` (which would also mask the gradient), the
+kernel variable gets a constraint that zeroes the inactive weights; Keras
+optimizers apply variable constraints right after every update, inside the
+compiled train step. So masked weights are exactly zero after every optimizer
+step, checkpoints are already sparse, and the gradient with respect to the
+kernel stays dense, as gradient growth needs.
+
+On JAX the train step is stateless and cannot see a mask changed by a
+callback through a constraint (`freetickets_tf.backend`), so the layer reads
+the kernel through the mask, with a straight-through gradient: the outputs are
+those of the masked kernel and the gradient is the same dense one as on
+TensorFlow. The stored inactive weights then drift between topology updates
+without affecting any output; `freetickets_tf.zero_inactive_weights` clears
+them, and ticket saving does it for you.
 """
 
 from typing import NamedTuple
 
 import keras
 from keras import ops
+
+from freetickets_tf import backend
 
 
 class MaskedKernel(NamedTuple):
@@ -78,7 +88,34 @@ class MaskedLayerMixin:
             )
             setattr(self, f"{name}_mask", mask)
             setattr(self, f"{name}_explored", explored)
-            kernel.constraint = _ZeroInactive(mask, kernel.constraint)
+            if not backend.masks_in_forward_pass():
+                kernel.constraint = _ZeroInactive(mask, kernel.constraint)
+
+    # `__call__` rather than `call`: Keras reads `call`'s signature to build
+    # layers, and a built layer is all this needs.
+    def __call__(self, *args, **kwargs):
+        if not (self.built and backend.masks_in_forward_pass()):
+            return super().__call__(*args, **kwargs)
+        with self._masked_kernel_scope():
+            return super().__call__(*args, **kwargs)
+
+    def _masked_kernel_scope(self):
+        """A scope in which the layer's kernels read as masked.
+
+        Every variable of the layer is mapped to its current value (an inner
+        `StatelessScope` hides the outer one), the kernels to
+        `w + stop_gradient(where(mask, w, 0) - w)`: the masked value forward,
+        the identity backward, so the gradient stays dense.
+        """
+        masks = {id(mk.kernel): mk.mask for mk in self.masked_kernels}
+        mapping = []
+        for variable in self.variables:
+            value = variable.value
+            if id(variable) in masks:
+                masked = ops.where(masks[id(variable)].value, value, ops.zeros_like(value))
+                value = value + ops.stop_gradient(masked - value)
+            mapping.append((variable, value))
+        return keras.StatelessScope(state_mapping=mapping)
 
     @property
     def masked_kernels(self):

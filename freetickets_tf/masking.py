@@ -75,7 +75,7 @@ def sample_mask(shape, density, rng):
     return mask.reshape(shape)
 
 
-def init_masks(model, density, distribution="erk", seed=None):
+def init_masks(model, density, distribution="erk", seed=None, rescale=False):
     """Samples new masks for every masked kernel of `model`, in place.
 
     Per-layer densities come from `erk_densities`; each layer gets exactly
@@ -89,6 +89,11 @@ def init_masks(model, density, distribution="erk", seed=None):
         density: Overall fraction of active weights, in (0, 1].
         distribution: `"erk"` (default), `"er"` or `"uniform"`.
         seed: Integer seed for the mask draw; `None` draws a fresh one.
+        rescale: Also multiply each kernel's active weights by
+            `sparse_init_scale(d_l)`. For freshly initialised networks without
+            normalisation layers (LeNet, MLPs): a unit then sees inputs of the
+            dense network's variance instead of `d_l` times it, and trains
+            much faster. The original code does not rescale.
 
     Returns:
         The list of per-kernel densities used.
@@ -117,8 +122,48 @@ def init_masks(model, density, distribution="erk", seed=None):
         mask = sample_mask(tuple(mk.kernel.shape), layer_density, rng)
         mk.mask.assign(mask)
         mk.explored.assign(mask)
-        mk.kernel.assign(ops.where(mask, mk.kernel, ops.zeros_like(mk.kernel)))
+        kernel = _zero_where_inactive(mk.kernel.value, mask)
+        if rescale:
+            kernel = kernel * sparse_init_scale(layer_density)
+        mk.kernel.assign(kernel)
     return densities
+
+
+def sparse_init_scale(layer_density):
+    """The factor `1 / sqrt(d_l)` that gives a layer at density `d_l` the
+    pre-activation variance of its dense initialisation.
+
+    A unit of a dense layer sums `fan_in` weighted inputs; at density `d_l` it
+    sums `d_l * fan_in` on average, so its variance shrinks by `d_l` and, in a
+    network without normalisation, the signal fades layer after layer (Evci
+    et al., 2020, "Gradient Flow in Sparse Neural Networks").
+
+    Example:
+
+    >>> sparse_init_scale(0.25)
+    2.0
+    """
+    return 1.0 / math.sqrt(check_density(layer_density, "layer_density"))
+
+
+def _zero_where_inactive(weights, mask):
+    return ops.where(mask, weights, ops.zeros_like(weights))
+
+
+def zero_inactive_weights(model):
+    """Sets every inactive weight of every masked kernel to zero, in place.
+
+    On TensorFlow they are zero already (a kernel constraint zeroes them after
+    every optimizer step). On JAX the forward pass applies the mask instead,
+    so the stored inactive weights drift during training without changing any
+    output; call this before reading raw kernels. Saving a ticket calls it.
+
+    Example:
+
+    >>> freetickets_tf.zero_inactive_weights(sparse)
+    """
+    for mk in masked_kernels(model):
+        mk.kernel.assign(_zero_where_inactive(mk.kernel.value, mk.mask.value))
 
 
 def _excluded(layer, exclude):
@@ -145,22 +190,40 @@ def _check_exclude(model, exclude):
     return exclude
 
 
-def _copy_weights(source, target):
+def copy_weights(source, target, fold_masks=False):
     """Copies every variable of `source` into the matching one of `target`.
 
-    The clone has the same layers in the same order; masked layers own the
-    same variables as their Keras base plus masks, which are created last.
+    The two models have the same layers in the same order, one of them
+    possibly with masked layers where the other has their Keras base class. A
+    masked layer owns its base layer's variables first and its masks last, so
+    the variables both layers own are the common prefix; masks are copied
+    only when both sides have them.
+
+    Args:
+        source: A built Keras model.
+        target: Its clone (e.g. from `keras.models.clone_model`).
+        fold_masks: Write each masked kernel of `source` as `kernel * mask`.
     """
     source_layers = list(source._flatten_layers(include_self=False))
     target_layers = list(target._flatten_layers(include_self=False))
     for src, dst in zip(source_layers, target_layers, strict=True):
+        masks = {}
+        if fold_masks and isinstance(src, masked_layers.MaskedLayerMixin):
+            masks = {id(mk.kernel): mk.mask for mk in src.masked_kernels}
         src_vars = src._trainable_variables + src._non_trainable_variables
         dst_vars = dst._trainable_variables + dst._non_trainable_variables
-        for s, d in zip(src_vars, dst_vars[: len(src_vars)], strict=True):
-            d.assign(s)
+        common = min(len(src_vars), len(dst_vars))
+        for s, d in zip(src_vars[:common], dst_vars[:common]):
+            value = s.value
+            if id(s) in masks:
+                value = _zero_where_inactive(value, masks[id(s)].value)
+            # A copy: on JAX both variables would otherwise share one buffer,
+            # which training `source` donates and deletes.
+            d.assign(ops.copy(value))
 
 
-def sparsify(model, density, distribution="erk", exclude=None, seed=None):
+def sparsify(model, density, distribution="erk", exclude=None, seed=None,
+             rescale=False):
     """Returns a sparse copy of a Keras model, ready for sparse training.
 
     The copy has the same architecture and weights, with every `Dense`,
@@ -179,6 +242,9 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None):
         exclude: Layer names, or a predicate `layer -> bool`, of layers to
             keep dense.
         seed: Integer seed for the mask draw.
+        rescale: Scale each kernel's active weights by `1 / sqrt(d_l)`
+            (`sparse_init_scale`); see `init_masks`. Only for freshly
+            initialised models without normalisation layers.
 
     Returns:
         A new `keras.Model`.
@@ -220,7 +286,7 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None):
             "model, use `freetickets_tf.layers.MaskedDense`, `MaskedConv2D`, ... "
             "and call `freetickets_tf.init_masks(model, density)`."
         ) from error
-    _copy_weights(model, sparse)
+    copy_weights(model, sparse)
     if not masked_kernels(sparse):
         raise ValueError(
             "The model has no layer that can be masked (after `exclude`). "
@@ -228,7 +294,7 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None):
             + ", ".join(cls.__name__ for cls in masked_layers.MASKED_VERSIONS)
             + "."
         )
-    init_masks(sparse, density, distribution, seed)
+    init_masks(sparse, density, distribution, seed, rescale)
     unsupported = [
         layer
         for layer in _unmasked_kernel_layers(sparse)
@@ -268,8 +334,10 @@ def prune_global_magnitude(model, density, exclude=None):
     masks = global_magnitude_masks([mk.kernel.value for mk in kernels], density)
     for mk, mask in zip(kernels, masks):
         mk.mask.assign(mask)
-        mk.explored.assign(mask)
-        mk.kernel.assign(ops.where(mask, mk.kernel, ops.zeros_like(mk.kernel)))
+        # A copy: on JAX two variables must not share a buffer (training
+        # donates each one).
+        mk.explored.assign(ops.copy(mask))
+        mk.kernel.assign(_zero_where_inactive(mk.kernel.value, mask))
     return sparse
 
 

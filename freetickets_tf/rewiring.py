@@ -46,9 +46,9 @@ def rewire(masked_kernel, death_rate, death="magnitude", scores=None, seed=None,
     # Positions regrown right after being dropped count as grown: they
     # restart from zero too (RigL).
     grown = ops.logical_and(new_mask, ops.logical_not(survivors))
-    mk.kernel.assign(ops.where(survivors, mk.kernel.value, ops.zeros_like(mk.kernel)))
+    mk.kernel.assign(ops.where(survivors, mk.kernel.value, ops.zeros_like(mk.kernel.value)))
     mk.mask.assign(new_mask)
     mk.explored.assign(ops.logical_or(mk.explored.value, new_mask))
     for slot in slots:
-        slot.assign(ops.where(grown, ops.zeros_like(slot), slot.value))
+        slot.assign(ops.where(grown, ops.zeros_like(slot.value), slot.value))
     return topology.count_active(ops.logical_and(new_mask, ops.logical_not(mask)))

@@ -14,36 +14,15 @@ import shutil
 import tempfile
 
 import keras
-from keras import ops
 
 from freetickets_tf import layers as masked_layers
+from freetickets_tf import masking
 from freetickets_tf.ensemble_model import EnsembleModel
 
 ENDPOINT = "serve"
 SIGNATURE = "serving_default"
 
 _BASE_CLASSES = {masked: base for base, masked in masked_layers.MASKED_VERSIONS.items()}
-
-
-def _fold_weights(source, target):
-    """Copies `source`'s weights into its folded clone `target`.
-
-    Both have the same layers in the same order. A masked layer owns its base
-    layer's variables first, then the masks, which the base layer lacks.
-    """
-    source_layers = list(source._flatten_layers(include_self=False))
-    target_layers = list(target._flatten_layers(include_self=False))
-    for src, dst in zip(source_layers, target_layers, strict=True):
-        masks = {}
-        if isinstance(src, masked_layers.MaskedLayerMixin):
-            masks = {id(mk.kernel): mk.mask for mk in src.masked_kernels}
-        src_vars = src._trainable_variables + src._non_trainable_variables
-        dst_vars = dst._trainable_variables + dst._non_trainable_variables
-        for s, d in zip(src_vars[: len(dst_vars)], dst_vars, strict=True):
-            mask = masks.get(id(s))
-            # The kernel constraint keeps masked weights at zero after every
-            # optimizer step, but not after a direct `assign`: fold anyway.
-            d.assign(s if mask is None else ops.where(mask, s, ops.zeros_like(s)))
 
 
 def fold_masks(model):
@@ -85,7 +64,7 @@ def fold_masks(model):
             f"Cannot fold the masks of {type(model).__name__}: only Sequential "
             "and functional models can be copied layer by layer."
         ) from error
-    _fold_weights(model, folded)
+    masking.copy_weights(model, folded, fold_masks=True)
     return folded
 
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import time
 
 import keras
@@ -30,6 +31,8 @@ from freetickets_tf.version import __version__
 MANIFEST_NAME = "tickets.json"
 CHECKPOINT_NAME = "checkpoint.keras"
 FORMAT_VERSION = 1
+SNAPSHOT_DIR = "snapshots"
+_SNAPSHOT_NAME = re.compile(r"member_(\d+)_epoch_(\d+)\.keras")
 
 
 def versions():
@@ -218,6 +221,7 @@ class RunDirectory:
                 f"members (0..{self.num_members - 1})."
             )
         path = self.ticket_path(member)
+        masking.zero_inactive_weights(model)  # a no-op except on JAX
         io.save_model_atomic(model, path)
         kernels = masking.masked_kernels(model)
         entry = {
@@ -297,6 +301,32 @@ class RunDirectory:
         self._write_manifest()  # first, so the manifest never names a missing file
         if os.path.exists(checkpoint[0]):
             os.remove(checkpoint[0])
+
+    def snapshot_path(self, member, epoch):
+        return os.path.join(
+            self.path, SNAPSHOT_DIR, f"member_{member}_epoch_{epoch}.keras"
+        )
+
+    def save_snapshot(self, model, member, epoch):
+        """Keeps `model` as it is after `epoch` (0-based) on member `member`'s
+        trajectory (for the t-SNE of function space). Atomic."""
+        check_int("member", member, 0)
+        check_int("epoch", epoch, 0)
+        path = self.snapshot_path(member, epoch)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        io.save_model_atomic(model, path)
+        return path
+
+    def snapshots(self):
+        """`{member: [(epoch, path), ...]}` of the saved snapshots, by epoch."""
+        folder = os.path.join(self.path, SNAPSHOT_DIR)
+        found = {}
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            match = _SNAPSHOT_NAME.fullmatch(name)
+            if match:
+                member, epoch = int(match[1]), int(match[2])
+                found.setdefault(member, []).append((epoch, os.path.join(folder, name)))
+        return {member: sorted(found[member]) for member in sorted(found)}
 
     def update(self, **fields):
         """Records run-level facts (e.g. a FLOPs summary) in the manifest."""

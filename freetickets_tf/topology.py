@@ -169,6 +169,7 @@ def global_magnitude_masks(weights, density):
     >>> [ops.convert_to_numpy(m).tolist() for m in masks]
     [[False, True], [False, True]]
     """
+    weights = [ops.convert_to_tensor(w) for w in weights]
     flats = [_flat(w, "float32") for w in weights]
     sizes = [int(ops.size(f)) for f in flats]
     total = sum(sizes)

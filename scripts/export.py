@@ -17,11 +17,11 @@ import sys
 from absl import app
 from absl import flags
 
+from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
+
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("run_dir", None, "Run directory: tickets.json and the tickets.")
 flags.DEFINE_string("output", None, "Directory of the SavedModel to write.")
-flags.DEFINE_bool("allow_partial", False, "Export a run that lacks some tickets.")
 
 
 def main(argv):

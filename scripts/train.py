@@ -23,6 +23,8 @@ import sys
 from absl import app
 from absl import flags
 
+from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose
+
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
 BASELINES = ("dense", "deep_ensemble", "static", "dst")
 
@@ -54,10 +56,11 @@ flags.DEFINE_float("large_death_rate", 0.8, "EDST global-exploration death rate 
 flags.DEFINE_enum("death_rate_schedule", "constant", ["constant", "cosine"], "Death-rate schedule.")
 flags.DEFINE_enum("death", "magnitude", ["magnitude", "set"], "Death criterion.")
 flags.DEFINE_enum("growth", "gradient", ["gradient", "random", "momentum"], "Growth criterion.")
-flags.DEFINE_integer("seed", 0, "Random seed of member 0.")
+flags.DEFINE_integer(
+    "snapshot_every", None,
+    "Keep a snapshot every this many epochs (for freetickets-evaluate --modes tsne).")
 flags.DEFINE_string("output_dir", "runs", "Run directories go under this folder.")
 flags.DEFINE_bool("overwrite", False, "Delete existing run directories first.")
-flags.DEFINE_integer("verbose", 2, "Keras fit verbosity (0, 1 or 2).")
 
 
 def _config(method):
@@ -84,6 +87,7 @@ def _config(method):
         weight_decay=FLAGS.weight_decay,
         finetune_epochs=max(1, FLAGS.epochs // 3),
         seed=FLAGS.seed,
+        snapshot_every=FLAGS.snapshot_every,
         verbose=FLAGS.verbose,
     )
 

@@ -48,3 +48,42 @@ def compile_model():
         return model
 
     return compile_model
+
+
+@pytest.fixture
+def read_scalars():
+    """`read_scalars(directory) -> {tag: {step: value}}` from TensorBoard
+    event files, scalars only."""
+    import glob
+
+    import tensorflow as tf
+
+    def read_scalars(directory):
+        found = {}
+        for path in glob.glob(os.path.join(str(directory), "events.out.tfevents.*")):
+            for event in tf.data.TFRecordDataset(path):
+                event = tf.compat.v1.Event.FromString(event.numpy())
+                for value in event.summary.value:
+                    if value.HasField("tensor"):
+                        array = tf.make_ndarray(value.tensor)
+                        if array.ndim or array.dtype.kind not in "fiu":
+                            continue  # text, images, graphs
+                        number = float(array)
+                    else:
+                        number = value.simple_value
+                    found.setdefault(value.tag, {})[event.step] = number
+        return found
+
+    return read_scalars
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fails the test if anything opens a network connection."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

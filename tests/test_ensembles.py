@@ -89,6 +89,27 @@ def test_dst_members_have_different_masks_and_disagree(data, tmp_path):
     assert 0 < (top1[0] != top1[1]).mean() < 1
 
 
+def test_dst_updates_stop_at_the_end_fraction(data, tmp_path, monkeypatch):
+    steps = []
+    update = ft.DynamicSparsityCallback.update_topology
+
+    def recording(self, death_rate=None):
+        steps.append(int(self.model.optimizer.iterations))
+        return update(self, death_rate)
+
+    monkeypatch.setattr(ft.DynamicSparsityCallback, "update_topology", recording)
+    train, val = data
+    # 3 steps per epoch, 4 epochs: 12 steps; updates at multiples of 2 up to
+    # floor(0.5 * 12) = 6.
+    config = _config(num_members=1, epochs=4, update_end_fraction=0.5)
+    ensembles.train_dst_ensemble(build, train, val, config, tmp_path / "half")
+    assert steps == [2, 4, 6]
+    steps.clear()
+    ensembles.train_dst_ensemble(build, train, val, _config(num_members=1, epochs=4),
+                                 tmp_path / "all")
+    assert steps == [2, 4, 6, 8, 10, 12]
+
+
 def test_edst_tickets_come_from_their_phases(data, tmp_path):
     train, val = data
     config = _config(epochs=5, exploration_epochs=1)
@@ -169,6 +190,7 @@ def test_interrupted_edst_run_resumes_from_its_last_ticket(data, tmp_path, monke
         ("edst", {"epochs": 4, "exploration_epochs": 3}, "shorter than one epoch"),
         ("dst", {"density": 0.0}, "density"),
         ("dst", {"selection": "median"}, "selection"),
+        ("dst", {"update_end_fraction": 1.5}, "update_end_fraction"),
         ("mystery", {}, "method"),
     ],
 )
@@ -210,3 +232,19 @@ def test_tf_data_input(data, tmp_path):
     run = ensembles.train_dst_ensemble(
         build, dataset, val, _config(num_members=1), tmp_path)
     assert run.relative_training_flops < 1
+
+
+@pytest.mark.parametrize("method", ["static", "dst", "edst"])
+def test_rescale_init_reaches_every_sparse_member(method, data, tmp_path, monkeypatch):
+    seen = []
+    sparsify = ft.masking.sparsify
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("rescale"))
+        return sparsify(*args, **kwargs)
+
+    monkeypatch.setattr(ft.masking, "sparsify", recording)
+    train, val = data
+    config = _config(epochs=4, exploration_epochs=2, rescale_init=True)
+    ensembles.train_ensemble(method, build, train, val, config, tmp_path)
+    assert seen == [True] * (1 if method == "edst" else 2)

@@ -9,6 +9,8 @@ from keras import ops
 
 import freetickets_tf as ft
 from freetickets_tf import layers as fl
+from freetickets_tf.backend import make_loss_gradient_fn
+from freetickets_tf.backend import masks_in_forward_pass
 
 # (masked class, its Keras base, constructor kwargs, input shape without batch)
 LAYER_CASES = [
@@ -80,17 +82,32 @@ def test_masked_weights_zero_after_steps_and_gradient_dense(cls, base, kwargs, i
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    # The outputs are those of the masked kernels, on every backend.
+    plain = keras.models.clone_model(model, clone_function=_unmasked)
+    ft.masking.copy_weights(model, plain, fold_masks=True)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(model(x)), ops.convert_to_numpy(plain(x)), atol=1e-5
+    )
+    if not masks_in_forward_pass():
+        # TensorFlow: the kernel constraint keeps stored masked weights at zero.
+        for mk, mask in zip(layer.masked_kernels, masks):
+            assert np.all(ops.convert_to_numpy(mk.kernel)[~mask] == 0.0)
+    ft.zero_inactive_weights(model)
     for mk, mask in zip(layer.masked_kernels, masks):
         kernel = ops.convert_to_numpy(mk.kernel)
         assert np.all(kernel[~mask] == 0.0)
         assert np.count_nonzero(kernel[mask]) == mask.sum()  # the rest trained
     # The gradient with respect to the kernel is dense: defined (and non-zero
     # in general) at the inactive positions too, as gradient growth needs.
-    with tf.GradientTape() as tape:
-        loss = model.compute_loss(x, y, model(x, training=True))
-    grads = tape.gradient(loss, [mk.kernel for mk in layer.masked_kernels])
+    kernels = [mk.kernel for mk in layer.masked_kernels]
+    grads = make_loss_gradient_fn(model, kernels)(x, y)
     for grad, mask in zip(grads, masks):
         assert np.count_nonzero(ops.convert_to_numpy(grad)[~mask]) > 0
+
+
+def _unmasked(layer):
+    base = {masked: base for base, masked in fl.MASKED_VERSIONS.items()}.get(type(layer))
+    return (base or type(layer)).from_config(layer.get_config())
 
 
 def test_user_kernel_constraint_still_applies():
@@ -100,6 +117,7 @@ def test_user_kernel_constraint_still_applies():
     layer.kernel_mask.assign(mask)
     model.compile("sgd", "mse")
     model.fit(np.ones((8, 3)), np.full((8, 3), -5.0), verbose=0, epochs=3)
+    ft.zero_inactive_weights(model)  # a no-op on TensorFlow
     kernel = ops.convert_to_numpy(layer.kernel)
     assert np.all(kernel >= 0) and np.all(kernel[~mask] == 0)
     assert isinstance(layer.get_config()["kernel_constraint"], dict)
@@ -127,6 +145,9 @@ def test_keras_file_round_trip_keeps_masks(tmp_path, cls, base, kwargs, input_sh
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.train.Checkpoint is TensorFlow's"
+)
 def test_masks_survive_tf_train_checkpoint(tmp_path):
     layer = fl.MaskedConv2D(4, 3, name="masked")
     model = _model_around(layer, (6, 6, 2))

@@ -211,3 +211,38 @@ def test_prune_global_magnitude_keeps_the_largest_trained_weights(mlp):
 def test_prune_global_magnitude_bad_density(mlp):
     with pytest.raises(ValueError, match="density"):
         ft.prune_global_magnitude(mlp, 1.5)
+
+
+def test_rescale_scales_active_weights_by_inverse_sqrt_layer_density(mlp):
+    dense = [_np(v) for v in mlp.trainable_weights]
+    plain = ft.sparsify(mlp, 0.2, seed=3)
+    scaled = ft.sparsify(mlp, 0.2, seed=3, rescale=True)
+    densities = ft.erk_densities(
+        [tuple(mk.kernel.shape) for mk in ft.masked_kernels(plain)], 0.2
+    )
+    for a, b, d in zip(ft.masked_kernels(plain), ft.masked_kernels(scaled), densities):
+        np.testing.assert_array_equal(_np(a.mask), _np(b.mask))
+        np.testing.assert_allclose(_np(b.kernel), _np(a.kernel) / math.sqrt(d), rtol=1e-6)
+    # Biases and the dense source model are untouched.
+    np.testing.assert_array_equal(_np(scaled.layers[0].bias), dense[1])
+    np.testing.assert_array_equal(_np(mlp.trainable_weights[0]), dense[0])
+
+
+def test_rescale_restores_the_dense_pre_activation_variance():
+    """The point of rescaling: a unit's input variance at density d matches
+    the dense layer's, instead of shrinking by d."""
+    inputs = keras.Input((2000,))
+    model = keras.Model(inputs, keras.layers.Dense(500, use_bias=False)(inputs))
+    x = np.random.default_rng(0).normal(size=(256, 2000)).astype("float32")
+    dense_var = np.var(_np(model(x)))
+    plain = np.var(_np(ft.sparsify(model, 0.1, "uniform", seed=0)(x)))
+    scaled = np.var(_np(ft.sparsify(model, 0.1, "uniform", seed=0, rescale=True)(x)))
+    assert plain == pytest.approx(0.1 * dense_var, rel=0.1)
+    assert scaled == pytest.approx(dense_var, rel=0.1)
+
+
+@pytest.mark.parametrize("density", [0.0, 1.5, "half"])
+def test_sparse_init_scale_rejects_bad_density(density):
+    assert ft.masking.sparse_init_scale(0.25) == 2.0
+    with pytest.raises(ValueError, match="layer_density"):
+        ft.masking.sparse_init_scale(density)

@@ -43,6 +43,12 @@ def numpy_weights(model):
     return {v.path: keras.ops.convert_to_numpy(v) for v in model.weights}
 
 
+# SavedModel export is TensorFlow's; other backends get a clear error (tested last).
+tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="SavedModel export needs TensorFlow"
+)
+
+
 @pytest.fixture
 def conv_ensemble():
     members = [ft.sparsify(conv_model(a), 0.3, seed=i)
@@ -81,7 +87,7 @@ def test_fold_masks(builder, shape):
 def test_fold_masks_applies_the_mask_to_stray_weights():
     sparse = ft.sparsify(conv_model(), 0.3, seed=0)
     kernel, mask = ft.masked_kernels(sparse)[0][:2]
-    kernel.assign(keras.ops.ones_like(kernel))  # an assign skips the constraint
+    kernel.assign(keras.ops.ones_like(kernel.value))  # an assign skips the constraint
     folded = fold_masks(sparse)
     folded_kernel = numpy_weights(folded)[kernel.path]
     np.testing.assert_array_equal(folded_kernel, keras.ops.convert_to_numpy(mask))
@@ -104,6 +110,7 @@ def test_fold_masks_rejects_subclassed_and_non_models():
         fold_masks(keras.layers.Dense(2))
 
 
+@tensorflow_only
 @pytest.mark.parametrize("name", ["conv_ensemble", "mlp_ensemble"])
 def test_saved_model_round_trip(name, request, tmp_path):
     ensemble = request.getfixturevalue(name)
@@ -126,6 +133,7 @@ def test_saved_model_round_trip(name, request, tmp_path):
     assert served.variables and all(v.dtype == tf.float32 for v in served.variables)
 
 
+@tensorflow_only
 def test_export_method_and_errors(mlp_ensemble, tmp_path, capsys):
     path = tmp_path / "exported"
     mlp_ensemble.export(path)
@@ -142,6 +150,7 @@ def test_export_method_and_errors(mlp_ensemble, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "other")
 
 
+@tensorflow_only
 def test_export_is_atomic(conv_ensemble, tmp_path, monkeypatch):
     path = tmp_path / "exported"
     export_saved_model(conv_ensemble, path, verbose=False)
@@ -167,6 +176,7 @@ def test_export_is_atomic(conv_ensemble, tmp_path, monkeypatch):
     )
 
 
+@tensorflow_only
 def test_export_refuses_to_replace_other_directories(conv_ensemble, tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="not a SavedModel directory"):

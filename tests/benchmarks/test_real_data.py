@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import numpy as np
+import pytest
 
 SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "real_data.py"
 
@@ -16,7 +17,7 @@ def _load_benchmark():
     return module
 
 
-def test_quick_run_reports_every_method(tmp_path, capsys):
+def _tiny_npz(tmp_path):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 900).astype("uint8")
     # Class-dependent brightness, so that something can be learned.
@@ -24,6 +25,11 @@ def test_quick_run_reports_every_method(tmp_path, capsys):
     data = tmp_path / "tiny.npz"
     np.savez(data, x_train=images[:800], y_train=labels[:800],
              x_test=images[800:], y_test=labels[800:])
+    return data
+
+
+def test_quick_run_reports_every_method(tmp_path, capsys):
+    data = _tiny_npz(tmp_path)
     out = tmp_path / "out"
     _load_benchmark().main(["--data", str(data), "--quick", "--verbose", "0",
                             "--output_dir", str(out)])
@@ -41,3 +47,23 @@ def test_quick_run_reports_every_method(tmp_path, capsys):
     table = (tmp_path / "out_quick" / "results.md").read_text()
     assert table.count("\n| ") == 6 and "| edst |" in table  # header + 5 rows
     assert table.strip() in printed
+
+
+def test_methods_subset_trains_dense_alone(tmp_path, capsys):
+    data = _tiny_npz(tmp_path)
+    _load_benchmark().main(["--data", str(data), "--quick", "--verbose", "0",
+                            "--methods", "edst,dense", "--test_subset", "40",
+                            "--update_end_fraction", "0.75",
+                            "--output_dir", str(tmp_path / "out")])
+    document = json.loads((tmp_path / "out_quick" / "results.json").read_text())
+    assert list(document["results"]) == ["dense", "edst"]
+    assert document["test_images"] == 40
+    assert document["results"]["dense"]["relative_training_flops"] == 1.0
+    assert sorted(p.name for p in (tmp_path / "out_quick").iterdir() if p.is_dir()) == [
+        "dense", "edst"]
+
+
+def test_unknown_method_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _load_benchmark().main(["--data", "x.npz", "--methods", "dense,magic"])
+    assert "--methods: unknown ['magic']" in capsys.readouterr().err

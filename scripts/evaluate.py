@@ -1,0 +1,116 @@
+r"""Evaluates the ensemble of a run directory and writes a report.
+
+    freetickets-evaluate --run_dir runs/edst                      # bundled digits
+    freetickets-evaluate --run_dir runs/edst --modes predict,calibration,kd,ood \
+        --ood noise
+    freetickets-evaluate --run_dir runs/wrn --data cifar.npz \
+        --modes corruption --corruption_source cifar10 --data_dir ~/tensorflow_datasets
+    freetickets-train --snapshot_every 2 && \
+        freetickets-evaluate --run_dir runs/edst --modes tsne
+
+Modes (see `freetickets_tf.evaluation`): predict, calibration, disagreement,
+kd, ood, corruption, tsne. Writes `report.json`, `report.md` and the figures
+to `--report_dir` (default `<run_dir>/report`) and prints `report.md`.
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose
+from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_list("modes", ["predict", "calibration", "disagreement", "kd"],
+                  "Evaluation modes: predict, calibration, disagreement, kd, ood, "
+                  "corruption, tsne.")
+flags.DEFINE_string("data", "digits",
+                    "Test set: 'digits' (bundled; the test split of freetickets-train "
+                    "with the same --seed) or an .npz file with x_test / y_test.")
+flags.DEFINE_list("ood", ["noise"],
+                  "Out-of-distribution sets for mode ood: 'noise' (uniform noise "
+                  "images), .npz files (their x_test) or tensorflow-datasets names "
+                  "such as svhn_cropped (their test split), prepared offline in "
+                  "--data_dir.")
+flags.DEFINE_string("corruption_source", "cifar10",
+                    "Mode corruption: 'cifar10' (tensorflow-datasets' "
+                    "cifar10_corrupted) or a CIFAR-C directory (e.g. CIFAR-100-C).")
+flags.DEFINE_list("corruptions", None, "Subset of the 15 corruptions (default: all).")
+flags.DEFINE_list("severities", None, "Subset of the severities 1..5 (default: all).")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
+flags.DEFINE_string("report_dir", None, "Report directory (default <run_dir>/report).")
+flags.DEFINE_string("tensorboard_dir", None, "Also write the scores to TensorBoard here.")
+flags.DEFINE_integer("num_bins", 15, "ECE bins.")
+flags.DEFINE_integer("tsne_examples", 500, "Test examples per snapshot for t-SNE.")
+
+
+def _test_set(ft, input_shape):
+    if FLAGS.data == "digits":
+        return ft.data.load_digits(seed=FLAGS.seed)[1]
+    image_shape = tuple(input_shape) if len(input_shape) == 3 else None
+    return ft.data.load_npz(FLAGS.data, image_shape)[1]
+
+
+def _ood_sets(ft, x_test, input_shape):
+    import numpy as np
+
+    sets = {}
+    for name in FLAGS.ood:
+        if name == "noise":
+            rng = np.random.default_rng(FLAGS.seed)
+            sets[name] = rng.uniform(size=x_test.shape).astype("float32")
+        elif name.endswith(".npz"):
+            image_shape = tuple(input_shape) if len(input_shape) == 3 else None
+            sets[os.path.basename(name)] = ft.data.load_npz(name, image_shape)[1][0]
+        else:  # a tensorflow-datasets name, read offline from --data_dir
+            image_shape = tuple(input_shape) if len(input_shape) == 3 else None
+            try:
+                sets[name] = ft.data.load_tfds_images(
+                    name, "test", data_dir=FLAGS.data_dir, image_shape=image_shape,
+                    max_examples=len(x_test))[0]
+            except (FileNotFoundError, ValueError) as error:
+                raise app.UsageError(f"--ood: {error}") from error
+    return sets
+
+
+def main(argv):
+    del argv
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import freetickets_tf as ft
+
+    try:
+        ensemble = ft.EnsembleModel.from_run(FLAGS.run_dir,
+                                             allow_partial=FLAGS.allow_partial)
+    except ValueError as error:
+        raise app.UsageError(f"--run_dir: {error}") from error
+    input_shape = ensemble.member_input_shape
+    x_test, y_test = _test_set(ft, input_shape)
+    ood = _ood_sets(ft, x_test, input_shape) if "ood" in FLAGS.modes else None
+    output_dir = FLAGS.report_dir or os.path.join(FLAGS.run_dir, "report")
+    try:
+        ft.evaluation.evaluate(
+            FLAGS.run_dir, x_test, y_test, modes=FLAGS.modes, output_dir=output_dir,
+            ood_data=ood, corruption_source=FLAGS.corruption_source,
+            corruptions=FLAGS.corruptions,
+            severities=[int(s) for s in FLAGS.severities or ()] or None,
+            data_dir=FLAGS.data_dir, tsne_examples=FLAGS.tsne_examples,
+            num_bins=FLAGS.num_bins, log_dir=FLAGS.tensorboard_dir, seed=FLAGS.seed,
+            verbose=FLAGS.verbose)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    with open(os.path.join(output_dir, "report.md")) as f:
+        print(f.read())
+    print(f"Report: {os.path.abspath(output_dir)}")
+
+
+def run():
+    """Console-script entry point (`freetickets-evaluate`)."""
+    flags.mark_flags_as_required(["run_dir"])
+    app.run(main, argv=sys.argv)
+
+
+if __name__ == "__main__":
+    run()
