@@ -99,7 +99,10 @@ def load(args):
     if args.train_subset:
         rest = rest[: args.train_subset]
     if args.test_subset:
-        x_test, y_test = x_test[: args.test_subset], y_test[: args.test_subset]
+        # A seeded random subset: test sets are often stored sorted by class.
+        pick = np.random.default_rng(args.seed).permutation(len(x_test))
+        pick = np.sort(pick[: args.test_subset])
+        x_test, y_test = x_test[pick], y_test[pick]
     return (x[rest], y[rest]), (x[val], y[val]), (x_test, y_test)
 
 

@@ -65,6 +65,16 @@ def _check_probs(probs, name="probs"):
 
 def _check_member_probs(member_probs, name="member_probs"):
     """Returns a float64 `(M, N, K)` array with M >= 2 members."""
+    if isinstance(member_probs, (list, tuple)):
+        # Members given one by one: name the first that does not match.
+        shapes = [np.shape(p) for p in member_probs]
+        for m, shape in enumerate(shapes[1:], 1):
+            if shape != shapes[0]:
+                raise ValueError(
+                    f"Invalid `{name}`: member {m} has shape {shape} (examples, "
+                    f"classes) but member 0 has {shapes[0]}; every member must "
+                    "score the same examples over the same classes."
+                )
     member_probs = np.asarray(member_probs, dtype=np.float64)
     if member_probs.ndim != 3:
         raise ValueError(

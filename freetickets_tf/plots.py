@@ -52,9 +52,14 @@ def reliability_diagram(data, path, title="Reliability diagram"):
     width = np.diff(edges)
     axes.bar(edges[:-1], accuracy, width=width, align="edge", edgecolor="black",
              color="tab:blue", label="accuracy")
-    gap = np.where(np.isnan(confidence), 0.0, np.nan_to_num(confidence) - accuracy)
-    axes.bar(edges[:-1], gap, bottom=accuracy, width=width, align="edge",
-             color="tab:red", alpha=0.3, label="gap to confidence")
+    # The gap spans accuracy to mean confidence, whichever is higher; empty
+    # bins (NaN confidence) have none.
+    filled = ~np.isnan(confidence)
+    low = np.where(filled, np.minimum(accuracy, np.nan_to_num(confidence)), 0.0)
+    gap = np.where(filled, np.abs(np.nan_to_num(confidence) - accuracy), 0.0)
+    axes.bar(edges[:-1], gap, bottom=low, width=width, align="edge",
+             facecolor="none", edgecolor="tab:red", hatch="//",
+             label="gap to confidence")
     axes.plot([0, 1], [0, 1], "k--", label="perfect calibration")
     axes.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
              title=title)

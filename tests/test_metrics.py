@@ -486,6 +486,8 @@ def test_bad_num_bins(num_bins):
         ([_GOOD_PROBS], r"`member_probs`.*at least 2"),
         ([_GOOD_PROBS, [[0.5, 0.6], [0.5, 0.5]]], r"`member_probs`.*sum to one"),
         ([_GOOD_PROBS, [[1.2, -0.2], [0.5, 0.5]]], r"`member_probs`.*negative"),
+        ([_GOOD_PROBS, [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]]],
+         r"`member_probs`: member 1 has shape \(2, 3\).*member 0 has \(2, 2\)"),
     ],
 )
 def test_bad_member_probs(member_probs, match):

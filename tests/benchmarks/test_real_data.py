@@ -23,8 +23,9 @@ def _tiny_npz(tmp_path):
     # Class-dependent brightness, so that something can be learned.
     images = (rng.random((900, 28, 28)) * 100 + labels[:, None, None] * 15).astype("uint8")
     data = tmp_path / "tiny.npz"
+    test = 800 + np.argsort(labels[800:], kind="stable")  # sorted by class
     np.savez(data, x_train=images[:800], y_train=labels[:800],
-             x_test=images[800:], y_test=labels[800:])
+             x_test=images[test], y_test=labels[test])
     return data
 
 
@@ -67,3 +68,13 @@ def test_unknown_method_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         _load_benchmark().main(["--data", "x.npz", "--methods", "dense,magic"])
     assert "--methods: unknown ['magic']" in capsys.readouterr().err
+
+
+def test_test_subset_is_a_random_sample_of_a_sorted_test_set(tmp_path):
+    benchmark = _load_benchmark()
+    args = benchmark.parse_args(["--data", str(_tiny_npz(tmp_path)), "--quick",
+                                 "--test_subset", "30"])
+    _, _, (x_test, y_test) = benchmark.load(args)
+    assert len(y_test) == 30
+    # The first 30 of the sorted test set would be one or two classes.
+    assert len(np.unique(y_test)) >= 6
