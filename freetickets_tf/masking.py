@@ -190,6 +190,25 @@ def _check_exclude(model, exclude):
     return exclude
 
 
+def clone_layer_by_layer(model, clone_layer, action, hint=""):
+    """`keras.models.clone_model` with `clone_layer` on every layer (nested
+    models too), and a clear error for models Keras cannot copy that way.
+
+    Args:
+        model: A Sequential or functional model.
+        clone_layer: `layer -> new layer`.
+        action: What the caller does, for the error (e.g. `"sparsify"`).
+        hint: Appended to the error message.
+    """
+    try:
+        return keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot {action} {type(model).__name__}: only Sequential and "
+            f"functional models can be copied layer by layer.{hint}"
+        ) from error
+
+
 def copy_weights(source, target, fold_masks=False):
     """Copies every variable of `source` into the matching one of `target`.
 
@@ -275,17 +294,11 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None,
         masked = None if _excluded(layer, exclude) else masked_layers.masked_version(layer)
         return masked or layer.__class__.from_config(layer.get_config())
 
-    try:
-        sparse = keras.models.clone_model(
-            model, clone_function=clone_layer, recursive=True
-        )
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot sparsify {type(model).__name__}: only Sequential and "
-            "functional models can be copied layer by layer. In a subclassed "
-            "model, use `freetickets_tf.layers.MaskedDense`, `MaskedConv2D`, ... "
-            "and call `freetickets_tf.init_masks(model, density)`."
-        ) from error
+    sparse = clone_layer_by_layer(
+        model, clone_layer, "sparsify",
+        " In a subclassed model, use `freetickets_tf.layers.MaskedDense`, "
+        "`MaskedConv2D`, ... and call `freetickets_tf.init_masks(model, density)`.",
+    )
     copy_weights(model, sparse)
     if not masked_kernels(sparse):
         raise ValueError(

@@ -55,15 +55,7 @@ def fold_masks(model):
         cls = _BASE_CLASSES.get(type(layer), type(layer))
         return cls.from_config(layer.get_config())
 
-    try:
-        folded = keras.models.clone_model(
-            model, clone_function=clone_layer, recursive=True
-        )
-    except ValueError as error:
-        raise ValueError(
-            f"Cannot fold the masks of {type(model).__name__}: only Sequential "
-            "and functional models can be copied layer by layer."
-        ) from error
+    folded = masking.clone_layer_by_layer(model, clone_layer, "fold the masks of")
     masking.copy_weights(model, folded, fold_masks=True)
     return folded
 
