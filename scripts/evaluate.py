@@ -21,6 +21,7 @@ from absl import flags
 
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
+from freetickets_tf.scripts.console import quiet_tensorflow
 
 FLAGS = flags.FLAGS
 
@@ -78,7 +79,7 @@ def _ood_sets(ft, x_test, input_shape):
 
 def main(argv):
     del argv
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     import freetickets_tf as ft
 
     try:

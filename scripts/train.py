@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose
+from freetickets_tf.scripts.console import quiet_tensorflow
 
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
 BASELINES = ("dense", "deep_ensemble", "static", "dst")
@@ -102,20 +103,9 @@ def _row(name, scores, flops=""):
 HEADER = f"{'':<16} {'Accuracy':>8} {'NLL':>8} {'ECE':>8} {'Train FLOPs':>12}"
 
 
-def _quiet_tensorflow():
-    """Keeps TensorFlow's start-up and retracing chatter out of the report."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-
-
 def main(argv):
     del argv
-    _quiet_tensorflow()
+    quiet_tensorflow()
     import freetickets_tf as ft
 
     methods = [FLAGS.method]
