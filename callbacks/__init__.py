@@ -5,6 +5,7 @@ from freetickets_tf.callbacks.edst import EDSTCallback
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
 from freetickets_tf.callbacks.sparsity_monitor import SparsityMonitor
 from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
+from freetickets_tf.callbacks.training_checkpoint import TrainingCheckpoint
 from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "PeriodicSnapshots",
     "SparsityMonitor",
     "TicketCheckpoint",
+    "TrainingCheckpoint",
     "TrainingFlopsCallback",
 ]

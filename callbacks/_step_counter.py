@@ -1,5 +1,13 @@
 """Counting optimizer steps during `fit` without reading them every batch."""
 
+import keras
+
+
+def optimizer_step(model):
+    """`model.optimizer.iterations` as an int (also a mirrored variable under
+    a `tf.distribute` strategy, which `int()` does not take)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
+
 
 class StepCounter:
     """Knows `optimizer.iterations` after every batch of `fit`, cheaply.
@@ -17,7 +25,7 @@ class StepCounter:
 
     def read(self, model):
         """Reads the optimizer's step count; the start of the next batches."""
-        self.epoch_start = int(model.optimizer.iterations)
+        self.epoch_start = optimizer_step(model)
         return self.epoch_start
 
     def after_batch(self, batch):

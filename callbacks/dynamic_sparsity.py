@@ -6,6 +6,7 @@ import numpy as np
 from freetickets_tf import backend
 from freetickets_tf import masking
 from freetickets_tf import optimizer_slots
+from freetickets_tf import pipelines
 from freetickets_tf import rewiring
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
@@ -15,6 +16,7 @@ from freetickets_tf.schedules import DEATH_RATE_SCHEDULES
 from freetickets_tf.schedules import death_rate_at
 
 from ._step_counter import StepCounter
+from ._step_counter import optimizer_step
 
 
 def _is_array_pair(data):
@@ -63,10 +65,11 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
     and `death_rate`.
 
     Args:
-        data: Training data for the growth gradient: a `tf.data.Dataset` of
-            `(x, y)` batches, any re-iterable of `(x, y)` batches, or an
-            `(x, y)` tuple of arrays (batches of `batch_size` are drawn from
-            it). Required for `growth="gradient"`.
+        data: Training data for the growth gradient: an `(x, y)` tuple of
+            arrays (batches of `batch_size` are drawn from it), a
+            `pipelines.TrainingSet` (batch number `step` of its growth
+            stream), a `tf.data.Dataset` of `(x, y)` batches or any
+            re-iterable of them. Required for `growth="gradient"`.
         update_frequency: Optimizer steps between topology updates (ΔT).
         death_rate: Fraction `p` of each layer's active weights moved per
             update, in [0, 1).
@@ -179,12 +182,13 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             self._gradient_fn = make_loss_gradient_fn(
                 self.model, [mk.kernel for mk in self._kernels]
             )
-            if not _is_array_pair(self.data):
+            if not (_is_array_pair(self.data)
+                    or isinstance(self.data, pipelines.TrainingSet)):
                 self._growth_batches = _endless(self.data)
         self._prepared_for = self.model
 
     def _step(self):
-        return int(self.model.optimizer.iterations)
+        return optimizer_step(self.model)
 
     def _cosine_end(self):
         if self.end_step is not None:
@@ -207,6 +211,10 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         )
 
     def _growth_batch(self, step):
+        if isinstance(self.data, pipelines.TrainingSet):
+            # Batch number `step` of the set's growth stream: the same batch
+            # for the same step, also after a resumed run restarts.
+            return next(iter(self.data.growth_batches(self.seed or 0, start=step)))
         if not _is_array_pair(self.data):
             return next(self._growth_batches)
         x, y = np.asarray(self.data[0]), np.asarray(self.data[1])

@@ -21,9 +21,9 @@ class EDSTCallback(keras.callbacks.Callback):
     dropping to `learning_rates[2]` at mid-phase); at the start of phases
     2..M it runs one global exploration, a topology update with the large
     death rate `q`; at the end of each phase it writes that phase's
-    best-validation checkpoint as ticket m into `run_dir`, and (except after
-    the last phase) a full training checkpoint so an interrupted run resumes
-    from the last finished ticket. DST updates continue inside the phases.
+    best-validation checkpoint as ticket m into `run_dir`. DST updates
+    continue inside the phases. To resume an interrupted run, add a
+    `TrainingCheckpoint(run, edst.snapshot)` (the EDST recipe does).
 
     Args:
         sparsity_callback: The run's `DynamicSparsityCallback`; its settings
@@ -33,13 +33,15 @@ class EDSTCallback(keras.callbacks.Callback):
         exploration_epochs: Epochs of the exploration phase.
         num_members: Number of tickets (refinement phases).
         large_death_rate: `q`, the death rate of the global exploration.
-        learning_rates: `(exploration, refinement, mid-phase)` learning rates.
+        learning_rates: `(exploration, refinement, mid-phase)` learning
+            rates, or more refinement rates with `phase_milestones`.
+        phase_milestones, exploration_milestones, warmup_epochs: The rest of
+            the learning-rate schedule (see `schedules.EDSTSchedule`).
         monitor: Log that selects each phase's best epoch.
         mode: `"max"`, `"min"`, or None (`"min"` for losses).
         selection: `"best"` or `"last"` (no validation data).
         seed: Seed of the run, recorded with each ticket.
         flops_callback: A `TrainingFlopsCallback`; its count is recorded.
-        save_checkpoints: Write `checkpoint.keras` after each ticket.
         verbose: 1 prints a line per phase, exploration and ticket.
 
     Example:
@@ -53,9 +55,10 @@ class EDSTCallback(keras.callbacks.Callback):
 
     def __init__(self, sparsity_callback, run_dir, epochs, exploration_epochs,
                  num_members=3, large_death_rate=LARGE_DEATH_RATE,
-                 learning_rates=(0.1, 0.01, 0.001), monitor="val_accuracy",
-                 mode=None, selection="best", seed=None, flops_callback=None,
-                 save_checkpoints=True, verbose=1):
+                 learning_rates=(0.1, 0.01, 0.001), phase_milestones=None,
+                 exploration_milestones=(), warmup_epochs=0,
+                 monitor="val_accuracy", mode=None, selection="best", seed=None,
+                 flops_callback=None, verbose=1):
         super().__init__()
         if not isinstance(sparsity_callback, DynamicSparsityCallback):
             raise ValueError(
@@ -63,7 +66,8 @@ class EDSTCallback(keras.callbacks.Callback):
                 f"DynamicSparsityCallback, got {type(sparsity_callback).__name__}."
             )
         self.schedule = EDSTSchedule(
-            epochs, exploration_epochs, num_members, learning_rates
+            epochs, exploration_epochs, num_members, learning_rates,
+            phase_milestones, exploration_milestones, warmup_epochs,
         )
         self.large_death_rate = check_death_rate(large_death_rate, "large_death_rate")
         self.sparsity_callback = sparsity_callback
@@ -73,7 +77,6 @@ class EDSTCallback(keras.callbacks.Callback):
         self.snapshot = BestSnapshot(monitor, mode, selection)
         self.seed = seed
         self.flops_callback = flops_callback
-        self.save_checkpoints = bool(save_checkpoints)
         self.verbose = verbose
 
     def _print(self, message):
@@ -136,7 +139,3 @@ class EDSTCallback(keras.callbacks.Callback):
             f"{self.snapshot.monitor}={entry['monitor_value']}, "
             f"density {entry['density']:.4f})"
         )
-        if self.save_checkpoints and phase < self.schedule.num_members - 1:
-            self.run.save_checkpoint(
-                self.model, epoch=epoch + 1, training_flops=self._flops()
-            )

@@ -54,6 +54,22 @@ class BestSnapshot:
             self.weights = model.get_weights()  # numpy copies
             self.epoch, self.value, self.logs = epoch, value, dict(logs)
 
+    def state(self):
+        """`(weights, info)`: what `restore` needs to continue after a restart
+        (`info` is JSON-serialisable)."""
+        info = {
+            "epoch": self.epoch,
+            "value": _float_or_none(self.value),
+            "logs": {k: _float_or_none(v) for k, v in self.logs.items()},
+        }
+        return self.weights, info
+
+    def restore(self, weights, info):
+        """Continues from a `state()` saved before a restart."""
+        self.weights = weights
+        self.epoch, self.value = info["epoch"], info["value"]
+        self.logs = dict(info["logs"])
+
     def save_ticket(self, model, run, member, **info):
         """Writes the recorded weights as ticket `member` of `run`, leaving
         `model` as it was; returns the manifest entry."""
@@ -122,9 +138,6 @@ class TicketCheckpoint(keras.callbacks.Callback):
         self.seed = seed
         self.flops_callback = flops_callback
         self.entry = None
-
-    def on_train_begin(self, logs=None):
-        self.snapshot.reset()
 
     def on_epoch_end(self, epoch, logs=None):
         self.snapshot.offer(self.model, epoch, logs)

@@ -47,6 +47,9 @@ from freetickets_tf import serving  # noqa: E402  isort: skip
 from freetickets_tf.callbacks import DynamicSparsityCallback  # noqa: E402  isort: skip
 from freetickets_tf.callbacks import EDSTCallback  # noqa: E402  isort: skip
 from freetickets_tf.ensemble_model import EnsembleModel  # noqa: E402  isort: skip
+from freetickets_tf import distribute  # noqa: E402  isort: skip
+from freetickets_tf import losses  # noqa: E402  isort: skip
+from freetickets_tf import pipelines  # noqa: E402  isort: skip
 from freetickets_tf import ensembles  # noqa: E402  isort: skip
 from freetickets_tf import evaluation  # noqa: E402  isort: skip
 from freetickets_tf import corruptions  # noqa: E402  isort: skip
@@ -62,6 +65,7 @@ __all__ = [
     "callbacks",
     "corruptions",
     "data",
+    "distribute",
     "ensembles",
     "evaluation",
     "flops",
@@ -71,10 +75,12 @@ __all__ = [
     "itop_rate",
     "layer_densities",
     "layers",
+    "losses",
     "masked_kernels",
     "metrics",
     "models",
     "overall_density",
+    "pipelines",
     "plots",
     "prune_global_magnitude",
     "schedules",

@@ -1,23 +1,35 @@
 """The backend-specific pieces of freetickets_tf, kept in this one module.
 
 Everything else is written with `keras.ops`. Two things depend on the
-backend:
+backend (TensorFlow, JAX or PyTorch):
 
 * the dense gradient needed by gradient growth, which uses the backend's
-  autodiff (`tf.GradientTape` on TensorFlow, `jax.grad` on JAX);
+  autodiff (`tf.GradientTape` on TensorFlow, `jax.grad` on JAX,
+  `torch.autograd.grad` on PyTorch);
 * how a masked kernel stays masked during training. TensorFlow runs the
   optimizer on the live variables, so a kernel constraint that reads the mask
-  variable zeroes the inactive weights after every step. JAX runs the whole
-  train step statelessly on arrays taken from the variables at the start of
-  an epoch: a constraint there would read a stale (or placeholder) mask, so
-  masked layers mask their kernel in the forward pass instead
-  (`masks_in_forward_pass`).
+  variable zeroes the inactive weights after every step. PyTorch's trainer is
+  stateful in the same way: every step reads the variables' own parameters
+  (updated in place, also under `jit_compile=True`'s `torch.compile`), and the
+  optimizer applies the constraint after each update, so a mask a callback
+  changes between two steps is what the next step's constraint reads. PyTorch
+  therefore takes the constraint path too, which keeps the stored masked
+  weights exactly zero and checkpoints sparse, with no extra work in the
+  forward pass. JAX runs the whole train step statelessly on arrays taken
+  from the variables at the start of an epoch: a constraint there would read
+  a stale (or placeholder) mask, so masked layers mask their kernel in the
+  forward pass instead (`masks_in_forward_pass`).
+
+Two helpers smooth over the rest: `top_k_indices` breaks ties as `top_k`
+does on TensorFlow and JAX also on PyTorch, whose `topk` orders equal scores
+arbitrarily; and features of one backend only (SavedModel export) call
+`require_backend`, whose error names the backend in use and the alternative.
 """
 
 import keras
 import numpy as np
 
-SUPPORTED_BACKENDS = ("tensorflow", "jax")
+SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def _check_backend():
@@ -30,9 +42,38 @@ def _check_backend():
         )
 
 
+def require_backend(feature, needed, alternative):
+    """Raises `NotImplementedError` unless the Keras backend is `needed`.
+
+    For features of one backend only. The message names the feature, the
+    backend it needs, the backend in use and `alternative`, e.g.
+    `require_backend("SavedModel export", "tensorflow", "save a .keras file")`.
+    """
+    name = keras.backend.backend()
+    if name != needed:
+        raise NotImplementedError(
+            f"{feature} needs KERAS_BACKEND={needed}; the Keras backend is "
+            f"{name!r}. {alternative}"
+        )
+
+
+def top_k_indices(scores, n):
+    """Indices of the `n` largest entries of the 1-D `scores`, largest first;
+    among equal scores the lower index comes first, on every backend.
+
+    `top_k` orders ties that way on TensorFlow and JAX; `torch.topk` leaves
+    their order unspecified (and it differs between calls), so on PyTorch a
+    stable descending sort (`ops.argsort`, stable there) picks them instead.
+    """
+    if keras.backend.backend() == "torch":
+        return keras.ops.argsort(keras.ops.negative(scores))[:n]
+    return keras.ops.top_k(scores, n, sorted=True)[1]
+
+
 def masks_in_forward_pass():
     """Whether masked layers apply their mask in `call` (JAX) rather than
-    through a kernel constraint after each optimizer step (TensorFlow)."""
+    through a kernel constraint after each optimizer step (TensorFlow,
+    PyTorch)."""
     return keras.backend.backend() == "jax"
 
 
@@ -42,13 +83,33 @@ def make_loss_gradient_fn(model, variables):
     The loss is the model's compiled loss in training mode. The pass leaves no
     trace: BatchNorm moving statistics, dropout seeds and loss metrics are
     exactly as before. The gradient is dense, defined at the inactive
-    positions too: on TensorFlow the masked weights are zeros in the kernel,
-    on JAX the forward pass masks them with a straight-through gradient.
+    positions too: on TensorFlow and PyTorch the masked weights are zeros in
+    the kernel, on JAX the forward pass masks them with a straight-through
+    gradient.
     """
     _check_backend()
     if keras.backend.backend() == "jax":
         return _jax_loss_gradient_fn(model, variables)
+    if keras.backend.backend() == "torch":
+        return _torch_loss_gradient_fn(model, variables)
     return _tensorflow_loss_gradient_fn(model, variables)
+
+
+def _no_trace_scope(model):
+    """A `StatelessScope` for one training-mode loss pass (TensorFlow,
+    PyTorch): every assignment in it (BatchNorm moving statistics, dropout
+    seed states, metrics) is discarded.
+
+    The trainable variables are mapped to their current values: weight
+    regularizers read their variable through the scope (Keras'
+    `Layer._get_regularization_losses`) and would get `None` from an empty
+    one. On both backends the mapped value stays differentiable with respect
+    to the variable (a read on TensorFlow's tape, the parameter itself on
+    PyTorch).
+    """
+    return keras.StatelessScope(
+        state_mapping=[(v, v.value) for v in model.trainable_variables]
+    )
 
 
 def _tensorflow_loss_gradient_fn(model, variables):
@@ -57,7 +118,7 @@ def _tensorflow_loss_gradient_fn(model, variables):
     @tf.function(reduce_retracing=True)
     def loss_gradients(x, y):
         with tf.GradientTape() as tape:
-            with keras.StatelessScope():
+            with _no_trace_scope(model):
                 y_pred = model(x, training=True)
                 loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
         return tape.gradient(loss, variables)
@@ -65,9 +126,10 @@ def _tensorflow_loss_gradient_fn(model, variables):
     return loss_gradients
 
 
-def _jax_loss_gradient_fn(model, variables):
-    import jax
-
+def _trainable_positions(model, variables):
+    """The index of each of `variables` in `model.trainable_variables`, or a
+    ValueError naming those that are not there (JAX and PyTorch
+    differentiate with respect to the model's trainable variables only)."""
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     missing = [v.path for v in variables if id(v) not in position]
     if missing:
@@ -75,7 +137,13 @@ def _jax_loss_gradient_fn(model, variables):
             f"Cannot take the loss gradient of {missing}: not trainable "
             "variables of the model."
         )
-    wanted = [position[id(v)] for v in variables]
+    return [position[id(v)] for v in variables]
+
+
+def _jax_loss_gradient_fn(model, variables):
+    import jax
+
+    wanted = _trainable_positions(model, variables)
 
     def unscaled_loss(trainable, non_trainable, metrics, optimizer, x, y):
         # Keras' own stateless loss (regularisers included); the unscaled
@@ -102,5 +170,42 @@ def _jax_loss_gradient_fn(model, variables):
             y,
         )
         return [grads[i] for i in wanted]
+
+    return loss_gradients
+
+
+def _torch_loss_gradient_fn(model, variables):
+    import torch
+
+    _trainable_positions(model, variables)  # only they require a gradient
+    variables = list(variables)
+
+    def loss_gradients(x, y):
+        # Batches from a tf.data pipeline arrive as TensorFlow tensors, from
+        # a DataLoader as torch tensors (kept where they are).
+        x, y = keras.tree.map_structure(
+            lambda t: keras.ops.convert_to_tensor(
+                t if torch.is_tensor(t) else np.asarray(t)
+            ),
+            (x, y),
+        )
+        # `enable_grad`: callbacks may run under `torch.no_grad()`. The
+        # scope discards every assignment of the pass (BatchNorm moving
+        # statistics, dropout seed states); the trainable variables read as
+        # their own parameters, so autograd reaches them. `autograd.grad`
+        # returns the gradients without accumulating them into `.grad`, so
+        # the next train step starts from what it would have had.
+        with torch.enable_grad(), _no_trace_scope(model):
+            y_pred = model(x, training=True)
+            # The unscaled loss, as on TensorFlow and JAX.
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
+        grads = torch.autograd.grad(
+            loss, [v.value for v in variables], allow_unused=True
+        )
+        # A variable the loss does not use has gradient zero (as on JAX).
+        return [
+            torch.zeros_like(v.value) if g is None else g
+            for v, g in zip(variables, grads)
+        ]
 
     return loss_gradients

@@ -27,13 +27,18 @@ Example:
 """
 
 import dataclasses
+import json
 import math
 import os
+import typing
 
 import keras
 
+from freetickets_tf import distribute
 from freetickets_tf import flops
+from freetickets_tf import losses
 from freetickets_tf import masking
+from freetickets_tf import pipelines
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_density
@@ -43,6 +48,7 @@ from freetickets_tf.callbacks.edst import EDSTCallback
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
 from freetickets_tf.callbacks.ticket_checkpoint import SELECTIONS
 from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
+from freetickets_tf.callbacks.training_checkpoint import TrainingCheckpoint
 from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 from freetickets_tf.densities import DISTRIBUTIONS
 from freetickets_tf.ensemble_model import EnsembleModel
@@ -82,9 +88,19 @@ class EnsembleConfig:
         death: `"magnitude"` or `"set"`.
         growth: `"gradient"`, `"random"` or `"momentum"`.
         reset_optimizer_state: Zero the optimizer slots of grown weights.
-        batch_size: Batch size (for array data).
-        learning_rate: Initial learning rate of SGD (EDST: exploration rate;
-            its refinement phases use 1/10 and 1/100 of it).
+        batch_size: Global batch size (for array data; a `TrainingSet`
+            brings its own).
+        learning_rate: Initial learning rate of SGD (EDST: exploration rate).
+        lr_milestones: Member runs (not EDST): fractions of the epochs where
+            the learning rate drops × 0.1.
+        warmup_epochs: Epochs of linear learning-rate warm-up (ImageNet: 5).
+        refinement_learning_rates: EDST: the rates of each refinement phase,
+            in order; None: `learning_rate` / 10, then / 100 at mid-phase.
+        phase_milestones: EDST: epochs into each phase where the next
+            refinement rate starts; None: mid-phase (ImageNet: 30, 60).
+        exploration_milestones: EDST: epochs of exploration where its rate
+            drops × 0.1 (ImageNet: 30, 60, 90).
+        label_smoothing: Of the cross-entropy loss (ImageNet: 0.1).
         momentum: SGD momentum.
         weight_decay: SGD weight decay.
         finetune_epochs: PF: fine-tuning epochs after pruning.
@@ -116,6 +132,12 @@ class EnsembleConfig:
     reset_optimizer_state: bool = True
     batch_size: int = 128
     learning_rate: float = 0.1
+    lr_milestones: tuple = (0.5, 0.75)
+    warmup_epochs: int = 0
+    refinement_learning_rates: tuple = None
+    phase_milestones: tuple = None
+    exploration_milestones: tuple = ()
+    label_smoothing: float = 0.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     finetune_epochs: int = 10
@@ -153,15 +175,43 @@ class EnsembleConfig:
         for name in ("learning_rate", "finetune_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Invalid `{name}`: {getattr(self, name)!r}. Expected > 0.")
+        check_int("warmup_epochs", self.warmup_epochs, 0)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"Invalid `label_smoothing`: {self.label_smoothing!r}. Expected a "
+                "number in [0, 1)."
+            )
+        if any(not 0.0 < f < 1.0 for f in self.lr_milestones):
+            raise ValueError(
+                f"Invalid `lr_milestones`: {self.lr_milestones!r}. Expected "
+                "fractions of the epochs, each in (0, 1)."
+            )
         if method == "edst":
             # Checks epochs / exploration / phase lengths with clear messages.
-            EDSTSchedule(self.epochs, self.exploration_epochs, self.num_members)
+            self.edst_schedule()
+        elif self.exploration_milestones or self.phase_milestones is not None:
+            raise ValueError(
+                "`exploration_milestones` and `phase_milestones` are EDST settings; "
+                f"method {method!r} uses `lr_milestones`."
+            )
+
+    def edst_schedule(self):
+        """The `EDSTSchedule` of these settings."""
+        lr = self.learning_rate
+        refinement = self.refinement_learning_rates or (lr / 10, lr / 100)
+        return EDSTSchedule(
+            self.epochs, self.exploration_epochs, self.num_members,
+            (lr, *refinement), self.phase_milestones, self.exploration_milestones,
+            self.warmup_epochs,
+        )
 
     def to_dict(self):
         """The settings that define the run (verbosity excluded)."""
         settings = dataclasses.asdict(self)
         del settings["verbose"]
-        return settings
+        # As stored in a manifest (tuples become lists), so that a resumed
+        # run's settings compare equal to the stored ones.
+        return json.loads(json.dumps(settings))
 
 
 @dataclasses.dataclass
@@ -192,33 +242,45 @@ class EnsembleRun:
         return EnsembleModel.from_run(self.run_dir, **kwargs)
 
 
-def _fit_data(data, batch_size):
-    """`fit` keyword arguments for an `(x, y)` tuple or a batched dataset."""
+def _training_set(data, batch_size, seed):
+    """`data` as a `pipelines.TrainingSet`: each epoch's batches then depend
+    only on the seed and the epoch, so a resumed run trains on exactly the
+    batches an uninterrupted one would."""
+    if isinstance(data, pipelines.TrainingSet):
+        return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return {"x": data[0], "y": data[1], "batch_size": batch_size}
-    return {"x": data}
+        return pipelines.from_arrays(data[0], data[1], batch_size, seed=seed)
+    if hasattr(data, "element_spec"):
+        return pipelines.from_dataset(data)
+    raise ValueError(
+        "Invalid `train_data`: expected `(x, y)` arrays, a "
+        "`freetickets_tf.pipelines.TrainingSet` or a batched tf.data.Dataset, "
+        f"got {type(data).__name__}."
+    )
 
 
-def _steps_per_epoch(data, batch_size):
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return math.ceil(len(data[0]) / batch_size)
-    cardinality = int(data.cardinality())
-    return cardinality if cardinality > 0 else sum(1 for _ in data)
+def _growth_data(data, train):
+    """What the DST callback draws its growth batches from: the arrays
+    themselves (a batch chosen by the step's seed), else the training set."""
+    if isinstance(data, (tuple, list)) or hasattr(data, "element_spec"):
+        return data
+    return train
 
 
-def _batch_examples(data, batch_size):
-    """Examples per step, as the FLOPs count assumes."""
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        return min(batch_size, len(data[0]))
-    x = next(iter(data))[0]
-    return int(x.shape[0])
+class Resumed(typing.NamedTuple):
+    """Where a recipe continues an interrupted member (see `_Recipe.resume`)."""
+
+    model: keras.Model
+    epoch: int
+    training_flops: float
+    best: tuple  # (weights, info) of `BestSnapshot.state()`, or None
 
 
 class _Recipe:
     """Shared machinery of the recipes: compiling, fitting, FLOPs, tickets."""
 
     def __init__(self, method, build_model, train_data, validation_data, config,
-                 run_dir):
+                 run_dir, strategy=None):
         if config is None:
             config = EnsembleConfig()
         config.validate(method)
@@ -234,15 +296,18 @@ class _Recipe:
             )
         self.method = method
         self.build_model = build_model
-        self.train_data = train_data
+        self.train = _training_set(train_data, config.batch_size, config.seed)
+        self.growth_data = _growth_data(train_data, self.train)
         self.validation_data = validation_data
         self.config = config
+        self.strategy = distribute.check_strategy(strategy)
+        distribute.check_batch_size(self.train.batch_size, self.strategy)
         self.num_members = 1 if method == "dense" else config.num_members
         self.run = RunDirectory.create(
             run_dir, method, self.num_members, config.to_dict()
         )
-        self.batch = _batch_examples(train_data, config.batch_size)
-        self.steps_per_epoch = _steps_per_epoch(train_data, config.batch_size)
+        self.batch = self.train.batch_size
+        self.steps_per_epoch = self.train.steps_per_epoch
 
     def say(self, message):
         if self.config.verbose:
@@ -250,14 +315,16 @@ class _Recipe:
 
     def new_sparse_model(self, seed):
         config = self.config
-        return masking.sparsify(
-            self.new_model(seed), config.density, config.distribution, seed=seed,
-            rescale=config.rescale_init,
-        )
+        with distribute.scope(self.strategy):
+            return masking.sparsify(
+                self.new_model(seed), config.density, config.distribution,
+                seed=seed, rescale=config.rescale_init,
+            )
 
     def new_model(self, seed):
         keras.utils.set_random_seed(seed)
-        model = self.build_model()
+        with distribute.scope(self.strategy):
+            model = self.build_model()
         if not isinstance(model, keras.Model) or not model.built:
             raise ValueError(
                 "`build_model()` must return a built keras.Model (give it a "
@@ -267,24 +334,28 @@ class _Recipe:
 
     def compile(self, model, learning_rate):
         config = self.config
+        with distribute.scope(self.strategy):
+            self._compile(model, learning_rate)
+        return model
+
+    def _compile(self, model, learning_rate):
+        config = self.config
         model.compile(
             optimizer=keras.optimizers.SGD(
                 learning_rate,
                 momentum=config.momentum,
                 weight_decay=config.weight_decay or None,
             ),
-            loss=keras.losses.SparseCategoricalCrossentropy(
-                from_logits=output_kind(model) == "logits"
-            ),
+            loss=losses.classification_loss(
+                output_kind(model) == "logits", config.label_smoothing),
             metrics=["accuracy"],
             jit_compile=config.jit_compile,
         )
-        return model
 
     def dst_callback(self, seed, end_step=None):
         config = self.config
         return DynamicSparsityCallback(
-            data=self.train_data,
+            data=self.growth_data,
             update_frequency=config.update_frequency,
             death_rate=config.death_rate,
             death_rate_schedule=config.death_rate_schedule,
@@ -301,23 +372,107 @@ class _Recipe:
             self.batch, sparsity_callback=sparsity_callback, initial_flops=initial_flops
         )
 
-    def fit(self, model, epochs, callbacks, initial_epoch=0, member=None):
-        if self.config.snapshot_every and member is not None:
-            callbacks = [*callbacks, PeriodicSnapshots(
-                self.run, self.config.snapshot_every, member)]
+    def resume(self, member, stage):
+        """The checkpoint of `member`'s `stage` to continue from, or None.
+
+        Returns:
+            None, or a `Resumed` with the loaded model (compiled, optimizer
+            state included), the epoch to continue at, the FLOPs spent and
+            the best-epoch snapshot.
+        """
+        checkpoint = self.run.checkpoint
+        if checkpoint is None:
+            return None
+        path, state = checkpoint
+        if (state.get("member"), state.get("stage")) != (member, stage):
+            return None  # a finished member's last checkpoint
+        self.say(f"{self.method}: resuming {stage} of member {member} after epoch "
+                 f"{state['epoch']} from {path}")
+        with distribute.scope(self.strategy):
+            model = keras.saving.load_model(path)
+        best = None
+        if state.get("best") is not None:
+            best = (self.run.checkpoint_best_weights(), state["best"])
+        return Resumed(model, state["epoch"], state.get("training_flops") or 0.0, best)
+
+    def fit(self, model, epochs, callbacks, initial_epoch=0, member=None,
+            checkpoint=None):
+        """`model.fit` on the training set from `initial_epoch`.
+
+        Args:
+            checkpoint: `(snapshot, flops_callback, state)` for a
+                `TrainingCheckpoint` after every epoch, or None.
+        """
+        config = self.config
+        callbacks = list(callbacks)
+        if config.snapshot_every and member is not None:
+            callbacks.append(PeriodicSnapshots(self.run, config.snapshot_every, member))
+        if checkpoint is not None:
+            snapshot, counter, state = checkpoint
+            callbacks.append(TrainingCheckpoint(self.run, snapshot, counter, **state))
+        validation = {}
+        if isinstance(self.validation_data, (tuple, list)):
+            validation["validation_batch_size"] = config.batch_size
         return model.fit(
-            **_fit_data(self.train_data, self.config.batch_size),
+            self.train.epochs(initial_epoch, epochs),
+            steps_per_epoch=self.steps_per_epoch,
             validation_data=self.validation_data,
             epochs=epochs,
             initial_epoch=initial_epoch,
             callbacks=callbacks,
-            verbose=self.config.verbose,
+            verbose=config.verbose,
+            shuffle=False,  # each epoch of the training set comes shuffled
+            **validation,
         )
+
+    def fit_member(self, member, seed, stage, start, epochs, sparsity_callback=None,
+                   ticket=True, learning_rate_schedule=True, initial_flops=0.0):
+        """Trains `stage` of member `member`, continuing from its checkpoint if
+        the run was interrupted in it.
+
+        Args:
+            start: Returns the new compiled model (not called on resume).
+            ticket: Whether this stage's best checkpoint is the ticket.
+            learning_rate_schedule: Step decay at 50% and 75% of `epochs`.
+            initial_flops: FLOPs spent before this stage.
+
+        Returns:
+            `(model, flops_callback)` after training.
+        """
+        resumed = self.resume(member, stage)
+        if resumed is None:
+            resumed = Resumed(start(), 0, initial_flops, None)
+        model = resumed.model
+        counter = self.flops_callback(sparsity_callback, resumed.training_flops)
+        callbacks = [c for c in (sparsity_callback, counter) if c is not None]
+        if learning_rate_schedule:
+            callbacks.append(self.step_decay(epochs))
+        snapshot = None
+        if ticket:
+            checkpoint = self.ticket_callback(member, seed, counter)
+            if resumed.best is not None:
+                checkpoint.snapshot.restore(*resumed.best)
+            snapshot = checkpoint.snapshot
+            callbacks.append(checkpoint)
+            if resumed.epoch >= epochs:
+                # Stopped after the last epoch's checkpoint: only writing the
+                # ticket was left.
+                checkpoint.set_model(model)
+                checkpoint.on_train_end()
+                return model, counter
+        elif resumed.epoch >= epochs:
+            return model, counter
+        self.fit(model, epochs, callbacks, resumed.epoch,
+                 member=member if ticket else None,
+                 checkpoint=(snapshot, counter, {"member": member, "stage": stage}))
+        return model, counter
 
     def step_decay(self, epochs):
         config = self.config
         return keras.callbacks.LearningRateScheduler(
-            lambda epoch: step_decay_learning_rate(epoch, config.learning_rate, epochs)
+            lambda epoch: step_decay_learning_rate(
+                epoch, config.learning_rate, epochs, config.lr_milestones,
+                warmup_epochs=config.warmup_epochs)
         )
 
     def ticket_callback(self, member, seed, flops_callback):
@@ -370,7 +525,7 @@ def _train_members(recipe, train_member):
 
 
 def train_dst_ensemble(build_model, train_data, validation_data=None, config=None,
-                       run_dir="runs/dst"):
+                       run_dir="runs/dst", strategy=None):
     """DST Ensemble: M independent DST runs with seeds `seed + m` (SPEC §4).
 
     Each run trains `config.epochs` epochs with the learning rate × 0.1 at
@@ -380,87 +535,85 @@ def train_dst_ensemble(build_model, train_data, validation_data=None, config=Non
     Returns:
         An `EnsembleRun`.
     """
-    recipe = _Recipe("dst", build_model, train_data, validation_data, config, run_dir)
+    recipe = _Recipe("dst", build_model, train_data, validation_data, config,
+                     run_dir, strategy)
     config = recipe.config
 
     def train_member(member, seed):
-        model = recipe.new_sparse_model(seed)
-        recipe.compile(model, config.learning_rate)
         end_step = None
         if config.update_end_fraction is not None:
             total = config.epochs * recipe.steps_per_epoch
             end_step = math.floor(config.update_end_fraction * total)
-        dst = recipe.dst_callback(seed, end_step)
-        counter = recipe.flops_callback(dst)
-        recipe.fit(model, config.epochs, [
-            dst, counter, recipe.step_decay(config.epochs),
-            recipe.ticket_callback(member, seed, counter)], member=member)
+        recipe.fit_member(
+            member, seed, "train",
+            lambda: recipe.compile(recipe.new_sparse_model(seed), config.learning_rate),
+            config.epochs, sparsity_callback=recipe.dst_callback(seed, end_step))
 
     return _train_members(recipe, train_member)
 
 
 def train_static_ensemble(build_model, train_data, validation_data=None,
-                          config=None, run_dir="runs/static"):
+                          config=None, run_dir="runs/static", strategy=None):
     """Static sparse ensemble: M random ERK masks, never updated (SPEC §1).
 
     Returns:
         An `EnsembleRun`.
     """
-    recipe = _Recipe("static", build_model, train_data, validation_data, config, run_dir)
+    recipe = _Recipe("static", build_model, train_data, validation_data, config,
+                     run_dir, strategy)
     config = recipe.config
 
     def train_member(member, seed):
-        model = recipe.new_sparse_model(seed)
-        recipe.compile(model, config.learning_rate)
-        counter = recipe.flops_callback()
-        recipe.fit(model, config.epochs, [
-            counter, recipe.step_decay(config.epochs),
-            recipe.ticket_callback(member, seed, counter)], member=member)
+        recipe.fit_member(
+            member, seed, "train",
+            lambda: recipe.compile(recipe.new_sparse_model(seed), config.learning_rate),
+            config.epochs)
 
     return _train_members(recipe, train_member)
 
 
 def _train_dense_members(method, build_model, train_data, validation_data, config,
-                         run_dir):
-    recipe = _Recipe(method, build_model, train_data, validation_data, config, run_dir)
+                         run_dir, strategy):
+    recipe = _Recipe(method, build_model, train_data, validation_data, config,
+                     run_dir, strategy)
     config = recipe.config
 
     def train_member(member, seed):
-        model = recipe.compile(recipe.new_model(seed), config.learning_rate)
-        counter = recipe.flops_callback()
-        recipe.fit(model, config.epochs, [
-            counter, recipe.step_decay(config.epochs),
-            recipe.ticket_callback(member, seed, counter)], member=member)
+        recipe.fit_member(
+            member, seed, "train",
+            lambda: recipe.compile(recipe.new_model(seed), config.learning_rate),
+            config.epochs)
 
     return _train_members(recipe, train_member)
 
 
 def train_deep_ensemble(build_model, train_data, validation_data=None, config=None,
-                        run_dir="runs/deep_ensemble"):
+                        run_dir="runs/deep_ensemble", strategy=None):
     """Dense deep ensemble: M dense runs with their own seeds.
 
     Returns:
         An `EnsembleRun`.
     """
     return _train_dense_members(
-        "deep_ensemble", build_model, train_data, validation_data, config, run_dir
+        "deep_ensemble", build_model, train_data, validation_data, config, run_dir,
+        strategy,
     )
 
 
 def train_dense(build_model, train_data, validation_data=None, config=None,
-                run_dir="runs/dense"):
+                run_dir="runs/dense", strategy=None):
     """One dense model (`config.num_members` is ignored), as a one-ticket run.
 
     Returns:
         An `EnsembleRun`.
     """
     return _train_dense_members(
-        "dense", build_model, train_data, validation_data, config, run_dir
+        "dense", build_model, train_data, validation_data, config, run_dir, strategy
     )
 
 
 def train_pf_ensemble(build_model, train_data, validation_data=None, config=None,
-                      run_dir="runs/pf"):
+                      run_dir="runs/pf", strategy=None):
     """PF ensemble (SPEC §4): M dense runs, each pruned by global magnitude to
     `config.density` and fine-tuned with its mask fixed for
     `config.finetune_epochs` at `config.finetune_learning_rate`.
@@ -468,57 +621,59 @@ def train_pf_ensemble(build_model, train_data, validation_data=None, config=None
     Returns:
         An `EnsembleRun`.
     """
-    recipe = _Recipe("pf", build_model, train_data, validation_data, config, run_dir)
+    recipe = _Recipe("pf", build_model, train_data, validation_data, config,
+                     run_dir, strategy)
     config = recipe.config
 
     def train_member(member, seed):
-        dense = recipe.compile(recipe.new_model(seed), config.learning_rate)
-        dense_counter = recipe.flops_callback()
-        recipe.fit(dense, config.epochs, [dense_counter, recipe.step_decay(config.epochs)])
-        pruned = masking.prune_global_magnitude(dense, config.density)
-        recipe.compile(pruned, config.finetune_learning_rate)
-        counter = recipe.flops_callback(initial_flops=dense_counter.total_flops)
-        recipe.fit(pruned, config.finetune_epochs, [
-            counter, recipe.ticket_callback(member, seed, counter)])
+        checkpoint = recipe.run.checkpoint
+        finetuning = checkpoint is not None and checkpoint[1].get("stage") == "finetune"
+        dense = counter = None
+        if not (finetuning and checkpoint[1].get("member") == member):
+            dense, counter = recipe.fit_member(
+                member, seed, "dense",
+                lambda: recipe.compile(recipe.new_model(seed), config.learning_rate),
+                config.epochs, ticket=False)
+
+        def prune():
+            with distribute.scope(recipe.strategy):
+                pruned = masking.prune_global_magnitude(dense, config.density)
+            return recipe.compile(pruned, config.finetune_learning_rate)
+
+        recipe.fit_member(
+            member, seed, "finetune", prune, config.finetune_epochs,
+            learning_rate_schedule=False,
+            initial_flops=0.0 if counter is None else counter.total_flops)
 
     return _train_members(recipe, train_member)
 
 
 def train_edst_ensemble(build_model, train_data, validation_data=None, config=None,
-                        run_dir="runs/edst"):
+                        run_dir="runs/edst", strategy=None):
     """EDST Ensemble (SPEC §4): one DST run of `config.epochs` epochs that
     explores for `config.exploration_epochs`, then harvests one ticket per
     refinement phase, with a global exploration before phases 2..M.
 
-    An interrupted run resumes from the checkpoint written with its last
-    finished ticket.
+    An interrupted run resumes from the checkpoint of its last epoch.
 
     Returns:
         An `EnsembleRun`.
     """
-    recipe = _Recipe("edst", build_model, train_data, validation_data, config, run_dir)
+    recipe = _Recipe("edst", build_model, train_data, validation_data, config,
+                     run_dir, strategy)
     config = recipe.config
     seed = config.seed
     run = recipe.run
     if run.complete:
         recipe.say(f"EDST run in {run.path} is already complete.")
         return recipe.finish(recipe.new_model(seed))
-    checkpoint = run.checkpoint
-    if checkpoint is not None:
-        path, state = checkpoint
-        recipe.say(f"Resuming EDST run from {path} at epoch {state['epoch'] + 1}.")
-        # Seeds the shuffling of the remaining epochs, so a resumed run is
-        # reproducible too.
-        keras.utils.set_random_seed(seed + state["epoch"])
-        model = keras.saving.load_model(path)
-        initial_epoch, initial_flops = state["epoch"], state.get("training_flops") or 0.0
-    else:
-        model = recipe.new_sparse_model(seed)
-        recipe.compile(model, config.learning_rate)
-        initial_epoch, initial_flops = 0, 0.0
+    resumed = recipe.resume(None, "edst")
+    if resumed is None:
+        model = recipe.compile(recipe.new_sparse_model(seed), config.learning_rate)
+        resumed = Resumed(model, 0, 0.0, None)
     dst = recipe.dst_callback(seed)
-    counter = recipe.flops_callback(dst, initial_flops)
-    lr = config.learning_rate
+    counter = recipe.flops_callback(dst, resumed.training_flops)
+    schedule = config.edst_schedule()
     edst = EDSTCallback(
         dst,
         run,
@@ -526,16 +681,22 @@ def train_edst_ensemble(build_model, train_data, validation_data=None, config=No
         config.exploration_epochs,
         config.num_members,
         large_death_rate=config.large_death_rate,
-        learning_rates=(lr, lr / 10, lr / 100),
+        learning_rates=schedule.learning_rates,
+        phase_milestones=schedule.phase_milestones,
+        exploration_milestones=schedule.exploration_milestones,
+        warmup_epochs=schedule.warmup_epochs,
         monitor=config.monitor,
         selection=config.selection,
         seed=seed,
         flops_callback=counter,
         verbose=config.verbose,
     )
-    schedule = EDSTSchedule(config.epochs, config.exploration_epochs, config.num_members)
-    recipe.fit(model, config.epochs, [dst, counter, edst], initial_epoch=initial_epoch,
-               member=lambda epoch: schedule.phase_of(epoch) or 0)
+    if resumed.best is not None:
+        edst.snapshot.restore(*resumed.best)
+    recipe.fit(resumed.model, config.epochs, [dst, counter, edst],
+               initial_epoch=resumed.epoch,
+               member=lambda epoch: schedule.phase_of(epoch) or 0,
+               checkpoint=(edst.snapshot, counter, {"member": None, "stage": "edst"}))
     return recipe.finish(recipe.new_model(seed))
 
 
@@ -550,23 +711,35 @@ RECIPES = {
 
 
 def train_ensemble(method, build_model, train_data, validation_data=None,
-                   config=None, run_dir=None):
+                   config=None, run_dir=None, strategy=None):
     """Trains an ensemble with any method of `METHODS` (see the recipes).
+
+    Every recipe saves the full training state after each epoch in the run
+    directory, and calling it again with the same arguments continues an
+    interrupted run where it stopped, to the same tickets.
 
     Args:
         method: One of `METHODS`.
         build_model: Function with no arguments returning a built, uncompiled
             dense Keras model (ending in logits or a softmax). It is called
             after `keras.utils.set_random_seed(member_seed)`.
-        train_data: `(x, y)` arrays (integer labels) or a batched
-            `tf.data.Dataset` of `(x, y)`.
-        validation_data: Same forms; needed for best-validation selection.
+        train_data: `(x, y)` arrays (integer labels; shuffled each epoch by
+            `config.seed` and the epoch), a `pipelines.TrainingSet` (e.g.
+            `pipelines.load("cifar10").train`), or a batched tf.data.Dataset
+            (one pass per epoch; a resumed run sees other batches).
+        validation_data: `(x, y)` arrays or a batched `tf.data.Dataset`;
+            needed for best-validation selection.
         config: An `EnsembleConfig` (default: the original's settings).
         run_dir: Where tickets go (default `runs/<method>`).
+        strategy: A `tf.distribute.Strategy` to train under (TensorFlow
+            backend), e.g. from `freetickets_tf.distribute.get_strategy`;
+            None trains on the default device. `config.batch_size` is the
+            global batch.
 
     Returns:
         An `EnsembleRun`.
     """
     check_choice("method", method, METHODS)
     run_dir = run_dir or os.path.join("runs", method)
-    return RECIPES[method](build_model, train_data, validation_data, config, run_dir)
+    return RECIPES[method](build_model, train_data, validation_data, config, run_dir,
+                           strategy)

@@ -58,6 +58,17 @@ def ensemble_probabilities(ensemble, x, batch_size=256):
     return outputs["probabilities"], members
 
 
+def _inputs_and_labels(dataset):
+    """`(inputs dataset, labels array)` of a batched `(x, y)` dataset."""
+    if not hasattr(dataset, "element_spec"):
+        raise ValueError(
+            "`y` is None, so `x` must be a batched tf.data.Dataset of (inputs, "
+            f"labels); got {type(dataset).__name__}."
+        )
+    labels = np.concatenate([np.asarray(y) for _, y in dataset.as_numpy_iterator()])
+    return dataset.map(lambda x, y: x), labels
+
+
 def evaluate_ensemble(ensemble, x, y, batch_size=256, num_bins=15, log_dir=None,
                       step=0):
     """Accuracy, NLL, ECE and Brier score of an ensemble and of each member,
@@ -65,8 +76,9 @@ def evaluate_ensemble(ensemble, x, y, batch_size=256, num_bins=15, log_dir=None,
 
     Args:
         ensemble: An `EnsembleModel`.
-        x, y: Inputs and integer labels.
-        batch_size: Prediction batch size.
+        x, y: Inputs and integer labels; or a batched `tf.data.Dataset` of
+            `(inputs, labels)` (in a fixed order) as `x` and None as `y`.
+        batch_size: Prediction batch size (arrays).
         num_bins: ECE bins.
         log_dir: If given, the report is also written as TensorBoard scalars
             to `log_dir/evaluation` (`ensemble/accuracy`, `member_0/nll`,
@@ -84,6 +96,8 @@ def evaluate_ensemble(ensemble, x, y, batch_size=256, num_bins=15, log_dir=None,
     >>> report = evaluate_ensemble(ensemble, x, y)
     >>> report["ensemble"]["ece"]
     """
+    if y is None:
+        x, y = _inputs_and_labels(x)
     probs, member_probs = ensemble_probabilities(ensemble, x, batch_size)
     y = np.asarray(y).reshape(-1)
     report = {

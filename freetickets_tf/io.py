@@ -5,6 +5,8 @@ import json
 import os
 import tempfile
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix):
@@ -68,3 +70,22 @@ def write_json_atomic(data, path):
     >>> write_json_atomic({"tickets": []}, "runs/edst/tickets.json")
     """
     write_text_atomic(json.dumps(data, indent=2) + "\n", path)
+
+
+def save_arrays_atomic(arrays, path):
+    """Saves a list of numpy arrays to the `.npz` file `path` atomically.
+
+    Example:
+
+    >>> save_arrays_atomic(model.get_weights(), "best.npz")
+    >>> model.set_weights(load_arrays("best.npz"))
+    """
+    with atomic_path(path, ".npz") as tmp:
+        # Keyed by position, zero-padded so the archive keeps their order.
+        np.savez(tmp, **{f"a{i:05d}": a for i, a in enumerate(arrays)})
+
+
+def load_arrays(path):
+    """The list of arrays saved by `save_arrays_atomic`, in order."""
+    with np.load(path) as archive:
+        return [archive[name] for name in sorted(archive.files)]

@@ -7,13 +7,15 @@ non-trainable boolean variables owned by the layer:
 * `<kernel>_explored`: which weights have been active at least once, for the
   In-Time Over-Parameterisation rate.
 
-On TensorFlow the forward pass uses the kernel as it is. Instead of
-multiplying by the mask in `call` (which would also mask the gradient), the
-kernel variable gets a constraint that zeroes the inactive weights; Keras
-optimizers apply variable constraints right after every update, inside the
-compiled train step. So masked weights are exactly zero after every optimizer
-step, checkpoints are already sparse, and the gradient with respect to the
-kernel stays dense, as gradient growth needs.
+On TensorFlow and PyTorch the forward pass uses the kernel as it is.
+Instead of multiplying by the mask in `call` (which would also mask the
+gradient), the kernel variable gets a constraint that zeroes the inactive
+weights; Keras optimizers apply variable constraints right after every
+update, inside the train step, reading the live mask variable (both trainers
+update the variables in place, so a mask a callback changes reaches the next
+step). So masked weights are exactly zero after every optimizer step,
+checkpoints are already sparse, and the gradient with respect to the kernel
+stays dense, as gradient growth needs.
 
 On JAX the train step is stateless and cannot see a mask changed by a
 callback through a constraint (`freetickets_tf.backend`), so the layer reads

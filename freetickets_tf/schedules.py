@@ -38,9 +38,25 @@ def death_rate_at(schedule, initial_rate, step, start_step, end_step):
     return floor + (initial_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def step_decay_learning_rate(epoch, initial_lr, epochs, milestones=(0.5, 0.75), factor=0.1):
+def warmup_factor(epoch, warmup_epochs):
+    """Linear warm-up: epoch `e < warmup_epochs` trains at `(e + 1) /
+    warmup_epochs` of the rate (SPEC §4, ImageNet: 5 epochs), per epoch.
+
+    Example:
+
+    >>> [warmup_factor(e, 4) for e in range(5)]
+    [0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    if epoch >= warmup_epochs:
+        return 1.0
+    return (epoch + 1) / warmup_epochs
+
+
+def step_decay_learning_rate(epoch, initial_lr, epochs, milestones=(0.5, 0.75),
+                             factor=0.1, warmup_epochs=0):
     """Learning rate of a DST or dense run: `initial_lr`, times `factor` at
-    each milestone (SPEC §4: × 0.1 at 50% and 75% of the epochs).
+    each milestone (SPEC §4: × 0.1 at 50% and 75% of the epochs), after an
+    optional linear warm-up.
 
     A milestone `f` falls at epoch `int(f * epochs)`, as the original's
     `MultiStepLR([int(epochs / 2), int(epochs * 3 / 4)])`.
@@ -51,24 +67,33 @@ def step_decay_learning_rate(epoch, initial_lr, epochs, milestones=(0.5, 0.75), 
     [0.1, 0.1, 0.01, 0.001]
     """
     passed = sum(epoch >= int(f * epochs) for f in milestones)
-    return initial_lr * factor**passed
+    return initial_lr * factor**passed * warmup_factor(epoch, warmup_epochs)
 
 
 class EDSTSchedule:
     """Phases, learning rates and global explorations of an EDST run (SPEC §4).
 
     One run of `epochs` epochs: an exploration phase of `exploration_epochs`
-    at `learning_rates[0]`, then `num_members` refinement phases splitting the
-    remaining epochs (the first phases get the shorter share when they do not
-    divide evenly). Each refinement phase runs at `learning_rates[1]` and
-    drops to `learning_rates[2]` at mid-phase (rounded up); phases 2..M start
-    with a global exploration. The best checkpoint of phase m is ticket m.
+    at `learning_rates[0]` (times 0.1 at each of `exploration_milestones`,
+    after `warmup_epochs` of linear warm-up), then `num_members` refinement
+    phases splitting the remaining epochs (the first phases get the shorter
+    share when they do not divide evenly). Each refinement phase starts at
+    `learning_rates[1]` and moves to `learning_rates[k + 1]` at its k-th
+    `phase_milestones` offset (default: `learning_rates[2]` at mid-phase,
+    rounded up); phases 2..M start with a global exploration. The best
+    checkpoint of phase m is ticket m.
 
     Args:
         epochs: Total epochs `E` of the run.
         exploration_epochs: Epochs `E_explo` of the exploration phase, < `E`.
         num_members: Number of tickets `M`; each phase needs >= 1 epoch.
-        learning_rates: `(exploration, refinement, mid-phase)` rates.
+        learning_rates: `(exploration, refinement rates...)`: for CIFAR
+            `(0.1, 0.01, 0.001)`, for ImageNet `(0.1, 0.01, 0.001, 1e-4)`.
+        phase_milestones: Epochs into each phase where the next refinement
+            rate starts, one per rate after the first; None: mid-phase.
+        exploration_milestones: Epochs of the exploration phase where its
+            rate drops × 0.1 (ImageNet: 30, 60, 90).
+        warmup_epochs: Linear warm-up epochs at the start of the run.
 
     Example:
 
@@ -82,12 +107,14 @@ class EDSTSchedule:
     """
 
     def __init__(self, epochs, exploration_epochs, num_members,
-                 learning_rates=(0.1, 0.01, 0.001)):
+                 learning_rates=(0.1, 0.01, 0.001), phase_milestones=None,
+                 exploration_milestones=(), warmup_epochs=0):
         self.num_members = check_int("num_members", num_members, 1)
         self.epochs = check_int("epochs", epochs, 1)
         self.exploration_epochs_count = check_int(
             "exploration_epochs", exploration_epochs, 0
         )
+        self.warmup_epochs = check_int("warmup_epochs", warmup_epochs, 0)
         if exploration_epochs >= epochs:
             raise ValueError(
                 f"Invalid `exploration_epochs`: {exploration_epochs} must be "
@@ -101,12 +128,31 @@ class EDSTSchedule:
                 f"after exploration cannot hold {num_members} phases. Raise "
                 "`epochs`, lower `exploration_epochs` or `num_members`."
             )
-        if len(learning_rates) != 3:
-            raise ValueError(
-                "Invalid `learning_rates`: expected three rates (exploration, "
-                f"refinement, mid-phase), got {learning_rates!r}."
-            )
         self.learning_rates = tuple(float(lr) for lr in learning_rates)
+        if phase_milestones is None:
+            if len(self.learning_rates) != 3:
+                raise ValueError(
+                    "Invalid `learning_rates`: expected three rates (exploration, "
+                    f"refinement, mid-phase), got {learning_rates!r}; or pass "
+                    "`phase_milestones` for more refinement rates."
+                )
+        elif len(phase_milestones) != len(self.learning_rates) - 2 or any(
+            not isinstance(m, int) or m < 1 for m in phase_milestones
+        ):
+            raise ValueError(
+                f"Invalid `phase_milestones`: {phase_milestones!r}. Expected "
+                f"{len(self.learning_rates) - 2} positive epoch offsets, one per "
+                "refinement rate after the first."
+            )
+        self.phase_milestones = (
+            None if phase_milestones is None else tuple(phase_milestones)
+        )
+        if any(not 0 < m < exploration_epochs for m in exploration_milestones):
+            raise ValueError(
+                f"Invalid `exploration_milestones`: {exploration_milestones!r}. "
+                f"Expected epochs inside the exploration phase (1..{exploration_epochs - 1})."
+            )
+        self.exploration_milestones = tuple(exploration_milestones)
         bounds = [
             exploration_epochs + m * refinement // num_members
             for m in range(num_members + 1)
@@ -129,10 +175,13 @@ class EDSTSchedule:
         """The learning rate of `epoch` (0-based)."""
         m = self.phase_of(epoch)
         if m is None:
-            return self.learning_rates[0]
+            decays = sum(epoch >= e for e in self.exploration_milestones)
+            return (self.learning_rates[0] * 0.1**decays
+                    * warmup_factor(epoch, self.warmup_epochs))
         start, end = self.phases[m]
-        mid = start + math.ceil((end - start) / 2)
-        return self.learning_rates[1] if epoch < mid else self.learning_rates[2]
+        milestones = self.phase_milestones or (math.ceil((end - start) / 2),)
+        passed = sum(epoch >= start + offset for offset in milestones)
+        return self.learning_rates[1 + passed]
 
     def get_config(self):
         return {
@@ -140,4 +189,9 @@ class EDSTSchedule:
             "exploration_epochs": self.exploration_epochs_count,
             "num_members": self.num_members,
             "learning_rates": list(self.learning_rates),
+            "phase_milestones": (
+                None if self.phase_milestones is None else list(self.phase_milestones)
+            ),
+            "exploration_milestones": list(self.exploration_milestones),
+            "warmup_epochs": self.warmup_epochs,
         }

@@ -15,6 +15,7 @@ import tempfile
 
 import keras
 
+from freetickets_tf import backend
 from freetickets_tf import layers as masked_layers
 from freetickets_tf import masking
 from freetickets_tf.ensemble_model import EnsembleModel
@@ -61,12 +62,14 @@ def fold_masks(model):
 
 
 def _check_backend():
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise NotImplementedError(
-            f"SavedModel export needs KERAS_BACKEND=tensorflow; the Keras "
-            f"backend is {backend!r}."
-        )
+    backend.require_backend(
+        "SavedModel export",
+        "tensorflow",
+        "Tickets and run directories are .keras files that load on every "
+        "backend: export from a process with KERAS_BACKEND=tensorflow (e.g. "
+        "`KERAS_BACKEND=tensorflow freetickets-export --run_dir ... --output "
+        "...`).",
+    )
 
 
 def _check_replaceable(path):

@@ -5,8 +5,9 @@ and `tickets.json`, the manifest: the method, the number of members the run
 will produce, its configuration, and one entry per finished ticket (member
 index, seed, density and per-layer densities, the epoch and validation score
 at which it was selected, training FLOPs spent so far, a checksum of the file,
-library versions). A resumable run also keeps `checkpoint.keras`, the full
-training state at the last ticket boundary.
+library versions). While it trains, a run also keeps `checkpoint/`, the full
+training state at the end of the last epoch, so that it resumes where it
+stopped.
 
 Every file is written atomically (temporary file, then rename) and the ticket
 file is written before the manifest names it, so an interruption at any
@@ -29,7 +30,7 @@ from freetickets_tf._validation import check_int
 from freetickets_tf.version import __version__
 
 MANIFEST_NAME = "tickets.json"
-CHECKPOINT_NAME = "checkpoint.keras"
+CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
 SNAPSHOT_DIR = "snapshots"
 _SNAPSHOT_NAME = re.compile(r"member_(\d+)_epoch_(\d+)\.keras")
@@ -275,13 +276,43 @@ class RunDirectory:
             )
         return [self.load_ticket(member) for member in members]
 
-    def save_checkpoint(self, model, **state):
-        """Saves the full training state (`model` with its optimizer) and
-        `state` (e.g. `epoch`), so the run can resume from here."""
-        path = os.path.join(self.path, CHECKPOINT_NAME)
-        io.save_model_atomic(model, path)
-        self.manifest["checkpoint"] = {"file": CHECKPOINT_NAME, **state}
+    def save_checkpoint(self, model, best_weights=None, **state):
+        """Saves the full training state so the run can resume from here.
+
+        Writes `model` with its optimizer (weights, masks, slots, step count)
+        and, if given, the weights of the best epoch so far, under new file
+        names; then the manifest names them together with `state` (e.g.
+        `member`, `epoch`, `training_flops`); then the previous checkpoint's
+        files are deleted. An interruption at any moment therefore leaves the
+        manifest naming one complete checkpoint (the old or the new one).
+
+        Args:
+            model: The compiled model being trained.
+            best_weights: Optional list of arrays (`model.get_weights()` of
+                the best epoch so far), restored with `checkpoint_best_weights`.
+            **state: JSON-serialisable facts needed to resume.
+        """
+        previous = self.manifest.get("checkpoint") or {}
+        serial = previous.get("serial", 0) + 1
+        stem = os.path.join(CHECKPOINT_DIR, f"state_{serial}")
+        record = {"file": stem + ".keras", "serial": serial, **state}
+        os.makedirs(os.path.join(self.path, CHECKPOINT_DIR), exist_ok=True)
+        io.save_model_atomic(model, os.path.join(self.path, record["file"]))
+        if best_weights is not None:
+            record["best_file"] = stem + ".best.npz"
+            io.save_arrays_atomic(
+                best_weights, os.path.join(self.path, record["best_file"])
+            )
+        self.manifest["checkpoint"] = record
         self._write_manifest()
+        self._remove_checkpoint_files(previous)
+
+    def _remove_checkpoint_files(self, record):
+        for key in ("file", "best_file"):
+            if record.get(key):
+                path = os.path.join(self.path, record[key])
+                if os.path.exists(path):
+                    os.remove(path)
 
     @property
     def checkpoint(self):
@@ -289,18 +320,26 @@ class RunDirectory:
         record = self.manifest.get("checkpoint")
         if not record:
             return None
-        state = {k: v for k, v in record.items() if k != "file"}
+        state = {
+            k: v for k, v in record.items() if k not in ("file", "best_file", "serial")
+        }
         return os.path.join(self.path, record["file"]), state
+
+    def checkpoint_best_weights(self):
+        """The best-epoch weights saved with the last checkpoint, or None."""
+        record = self.manifest.get("checkpoint") or {}
+        if not record.get("best_file"):
+            return None
+        return io.load_arrays(os.path.join(self.path, record["best_file"]))
 
     def clear_checkpoint(self):
         """Forgets and deletes the checkpoint (the run no longer needs it)."""
-        checkpoint = self.checkpoint
-        if checkpoint is None:
+        record = self.manifest.get("checkpoint")
+        if not record:
             return
         self.manifest["checkpoint"] = None
         self._write_manifest()  # first, so the manifest never names a missing file
-        if os.path.exists(checkpoint[0]):
-            os.remove(checkpoint[0])
+        self._remove_checkpoint_files(record)
 
     def snapshot_path(self, member, epoch):
         return os.path.join(

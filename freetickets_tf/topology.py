@@ -23,6 +23,8 @@ import math
 import keras
 from keras import ops
 
+from freetickets_tf import backend
+
 
 def count_active(mask):
     """Number of True entries of a boolean mask, as a Python int."""
@@ -49,7 +51,7 @@ def _set_positions(mask, indices, value):
 
 def _top(scores, n):
     """Indices of the `n` largest scores; equal scores go to the lower index."""
-    return ops.top_k(scores, n, sorted=True)[1]
+    return backend.top_k_indices(scores, n)
 
 
 def _check_n(n, available, what):

@@ -3,7 +3,7 @@
 Every builder returns a functional `keras.Model` that outputs logits, so that
 `sparsify(model)` can clone it and swap its Dense and Conv2D layers for masked
 ones. `get` builds a model from the names used by the original FreeTickets
-code, e.g. `"wrn-28-10"` or `"lenet5"`.
+code, e.g. `"wrn-28-10"`, `"vgg-d"`, `"resnet50"` or `"lenet5"`.
 
 Example:
 
@@ -13,16 +13,22 @@ Example:
 (None, 10)
 """
 
+import functools
 import re
 
 from .lenet import lenet5
 from .lenet import lenet300_100
 from .mlp import mlp
 from .mlp import mlp_cifar10
+from .resnet import resnet18
+from .resnet import resnet34
+from .resnet import resnet50
+from .vgg import vgg16
 from .wide_resnet import wide_resnet
 
 _CIFAR_SHAPE = (32, 32, 3)
 _MNIST_SHAPE = (28, 28, 1)
+_IMAGENET_SHAPE = (224, 224, 3)
 
 # Any `wrn-<depth>-<width>` is accepted; these are the ones the original uses.
 _WRN_NAMES = ("wrn-28-10", "wrn-28-2", "wrn-22-8", "wrn-16-8", "wrn-16-10")
@@ -36,6 +42,12 @@ _BUILDERS = {
     "lenet5": (lenet5, _MNIST_SHAPE),
     "lenet300-100": (lenet300_100, _MNIST_SHAPE),
     "mlp-cifar10": (mlp_cifar10, _CIFAR_SHAPE),
+    "vgg-c": (functools.partial(vgg16, "C"), _CIFAR_SHAPE),
+    "vgg-d": (functools.partial(vgg16, "D"), _CIFAR_SHAPE),
+    "vgg-like": (functools.partial(vgg16, "like"), _CIFAR_SHAPE),
+    "resnet18": (resnet18, _CIFAR_SHAPE),
+    "resnet34": (resnet34, _CIFAR_SHAPE),
+    "resnet50": (resnet50, _IMAGENET_SHAPE),
 }
 
 
@@ -64,7 +76,9 @@ def get(name, num_classes=10, input_shape=None):
             `"lenet5-x<k>"` for LeNet-5 `k` times wider.
         num_classes: Number of output logits.
         input_shape: Shape of one input image. Defaults to `(32, 32, 3)` for
-            Wide ResNets and `"mlp-cifar10"`, and `(28, 28, 1)` for LeNets.
+            Wide ResNets, VGGs, `"resnet18"`, `"resnet34"` and
+            `"mlp-cifar10"`, `(224, 224, 3)` for `"resnet50"`, and
+            `(28, 28, 1)` for LeNets.
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
@@ -113,5 +127,9 @@ __all__ = [
     "lenet5",
     "mlp",
     "mlp_cifar10",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "vgg16",
     "wide_resnet",
 ]

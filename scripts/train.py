@@ -6,14 +6,27 @@ Runs on the bundled digits by default, so it needs no download:
     freetickets-train --nocompare         # the EDST ensemble only
     freetickets-train --method dst --num_members 5 --density 0.1
 
+The paper's runs (tensorflow-datasets data prepared in `--data_dir`):
+
+    freetickets-train --flagfile=scripts/flags/wrn28x10_cifar10_edst.cfg --data_dir=DIR
+    freetickets-train --dataset cifar100 --method dst --strategy mirrored
+    freetickets-train --flagfile=scripts/flags/resnet50_imagenet_edst.cfg --data_dir=DIR
+
+Settings left unset take the preset of `--dataset` (see `PRESETS`): for
+`cifar10` / `cifar100` the paper's Wide ResNet-28-10 setting (SPEC §4), for
+`imagenet2012` its ResNet-50 setting, for the bundled `digits` a small
+setting that trains in minutes on a CPU. Any flag overrides its preset.
+
 For the chosen method it prints accuracy, NLL and ECE of the ensemble and of
-each member, and the ensemble's training FLOPs relative to one dense model
-trained for `--epochs`. With `--compare` (the default) it then trains the
-dense single model, the dense deep ensemble, the static sparse ensemble and
-the DST ensemble on the same data and prints one table of all of them.
+each member on the test set, and the ensemble's training FLOPs relative to
+one dense model trained for `--epochs`. With `--compare` (the default on
+`digits`) it then trains the dense single model, the dense deep ensemble,
+the static sparse ensemble and the DST ensemble on the same data and prints
+one table of all of them.
 
 Tickets go to `<output_dir>/<method>/` (`ticket_<m>.keras` + `tickets.json`).
-Running the same command again resumes: finished tickets are reused.
+The full training state is saved there after every epoch: running the same
+command again after an interruption continues where it stopped.
 """
 
 import os
@@ -28,69 +41,220 @@ from freetickets_tf.scripts.console import quiet_tensorflow
 
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
 BASELINES = ("dense", "deep_ensemble", "static", "dst")
+DATASETS = ("digits", "cifar10", "cifar100", "svhn_cropped", "imagenet2012", "folder")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+_CIFAR = {
+    "model": "wrn-28-10", "epochs": 250, "edst_epochs": 450, "exploration_epochs": 150,
+    "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "update_frequency": 1000,
+    "compare": False,
+}
+# Defaults of the settings that depend on the data set (SPEC §4).
+PRESETS = {
+    # Small enough for two CPU cores in minutes; the MLP is wide enough for
+    # sparse tickets to pay off on the digits.
+    "digits": {
+        "model": "mlp-cifar10", "epochs": 30, "edst_epochs": None,
+        "exploration_epochs": None, "batch_size": 64, "lr": 0.05,
+        "weight_decay": 5e-4, "update_frequency": 50, "compare": True,
+    },
+    "cifar10": _CIFAR,
+    "cifar100": _CIFAR,
+    "svhn_cropped": _CIFAR,
+    "folder": {**_CIFAR, "model": "resnet18"},
+    "imagenet2012": {
+        "model": "resnet50", "epochs": 100, "edst_epochs": 310,
+        "exploration_epochs": 100, "batch_size": 128, "lr": 0.1,
+        "weight_decay": 1e-4, "update_frequency": 4000, "compare": False,
+        "label_smoothing": 0.1, "warmup_epochs": 5, "lr_milestones": [0.3, 0.6, 0.9],
+        "exploration_milestones": [30, 60, 90], "phase_milestones": [30, 60],
+        "refinement_lrs": [0.01, 0.001, 0.0001], "death_rate_schedule": "cosine",
+    },
+}
+# Settings only some methods use: setting one for another method is an error.
+_METHOD_FLAGS = {
+    "edst_epochs": ("edst",),
+    "exploration_epochs": ("edst",),
+    "large_death_rate": ("edst",),
+    "exploration_milestones": ("edst",),
+    "phase_milestones": ("edst",),
+    "refinement_lrs": ("edst",),
+    "finetune_epochs": ("pf",),
+    "finetune_lr": ("pf",),
+    "update_frequency": ("edst", "dst"),
+    "update_end_fraction": ("dst",),
+    "death_rate": ("edst", "dst"),
+    "death_rate_schedule": ("edst", "dst"),
+    "death": ("edst", "dst"),
+    "growth": ("edst", "dst"),
+}
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_enum("method", "edst", METHODS, "Ensemble method.")
-flags.DEFINE_bool("compare", True, "Also train the baselines and print one table.")
-flags.DEFINE_enum("dataset", "digits", ["digits"], "Training data.")
-flags.DEFINE_string(
-    "model", "mlp-cifar10",
-    "Model name (see freetickets_tf.models); the default 1024-512 MLP is wide "
-    "enough for sparse tickets to pay off on the digits.")
+flags.DEFINE_bool("compare", None, "Also train the baselines and print one table "
+                  "(preset: on for digits).")
+flags.DEFINE_enum("dataset", "digits", DATASETS,
+                  "Training data: the bundled digits, a tensorflow-datasets name "
+                  "(prepared in --data_dir), or `folder` (--image_folder).")
+flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
+flags.DEFINE_string("image_folder", None,
+                    "--dataset=folder: a folder with one sub-folder of images per class.")
+flags.DEFINE_integer("image_size", 32, "--dataset=folder: images are resized to this.")
+flags.DEFINE_float("validation_fraction", 0.1, "Training data held out for selection.")
+flags.DEFINE_string("model", None, "Model name (see freetickets_tf.models.available_models()).")
 flags.DEFINE_integer("num_members", 3, "Tickets per ensemble (M).")
 flags.DEFINE_float("density", 0.2, "Overall fraction of active weights, in (0, 1].")
-flags.DEFINE_enum("distribution", "erk", ["erk", "er", "uniform"], "Layer densities.")
-flags.DEFINE_integer("epochs", 30, "Epochs of each dense/DST/static member run.")
-flags.DEFINE_integer(
-    "edst_epochs", None,
-    "Epochs of the one EDST run (default 1.8 x --epochs, as 450 vs 250 in the paper).")
-flags.DEFINE_integer(
-    "exploration_epochs", None,
-    "EDST exploration epochs (default 0.6 x --epochs, as 150 vs 250 in the paper).")
-flags.DEFINE_integer("batch_size", 64, "Batch size.")
-flags.DEFINE_float("lr", 0.05, "Initial learning rate of SGD with momentum 0.9.")
-flags.DEFINE_float("weight_decay", 5e-4, "SGD weight decay.")
-flags.DEFINE_integer("update_frequency", 50, "Optimizer steps between topology updates.")
+flags.DEFINE_enum("distribution", "erk", ["erk", "er", "uniform"],
+                  "Sparse initialisation: how the density is spread over layers.")
+flags.DEFINE_bool("rescale_init", False,
+                  "Scale sparse initial weights by 1/sqrt(layer density).")
+flags.DEFINE_integer("epochs", None, "Epochs of each dense/DST/static/PF member run.")
+flags.DEFINE_integer("edst_epochs", None,
+                     "Epochs of the one EDST run (default 1.8 x --epochs, as 450 vs 250).")
+flags.DEFINE_integer("exploration_epochs", None,
+                     "EDST exploration epochs (default 0.6 x --epochs, as 150 vs 250).")
+flags.DEFINE_integer("batch_size", None, "Global batch size (all replicas together).")
+flags.DEFINE_float("lr", None, "Initial learning rate of SGD.")
+flags.DEFINE_list("lr_milestones", None,
+                  "Member runs: fractions of the epochs where the rate drops x 0.1 "
+                  "(default 0.5,0.75).")
+flags.DEFINE_integer("warmup_epochs", None, "Epochs of linear learning-rate warm-up.")
+flags.DEFINE_list("refinement_lrs", None,
+                  "EDST: the learning rates of each refinement phase (default lr/10,lr/100).")
+flags.DEFINE_list("phase_milestones", None,
+                  "EDST: epochs into each phase where the next refinement rate starts "
+                  "(default mid-phase).")
+flags.DEFINE_list("exploration_milestones", None,
+                  "EDST: exploration epochs where its rate drops x 0.1.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("weight_decay", None, "SGD weight decay.")
+flags.DEFINE_float("label_smoothing", None, "Label smoothing of the cross-entropy.")
+flags.DEFINE_integer("update_frequency", None, "Optimizer steps between topology updates.")
+flags.DEFINE_float("update_end_fraction", None, "DST: no update after this fraction of steps.")
 flags.DEFINE_float("death_rate", 0.5, "Fraction of active weights moved per update.")
 flags.DEFINE_float("large_death_rate", 0.8, "EDST global-exploration death rate q.")
-flags.DEFINE_enum("death_rate_schedule", "constant", ["constant", "cosine"], "Death-rate schedule.")
+flags.DEFINE_enum("death_rate_schedule", None, ["constant", "cosine"],
+                  "Death-rate schedule (default constant; cosine for ImageNet).")
 flags.DEFINE_enum("death", "magnitude", ["magnitude", "set"], "Death criterion.")
 flags.DEFINE_enum("growth", "gradient", ["gradient", "random", "momentum"], "Growth criterion.")
-flags.DEFINE_integer(
-    "snapshot_every", None,
-    "Keep a snapshot every this many epochs (for freetickets-evaluate --modes tsne).")
+flags.DEFINE_bool("reset_optimizer_state", True,
+                  "Zero the optimizer slots of regrown weights (RigL); off: the original.")
+flags.DEFINE_integer("finetune_epochs", None, "PF: fine-tuning epochs (default epochs / 3).")
+flags.DEFINE_float("finetune_lr", 0.001, "PF: constant fine-tuning learning rate.")
+flags.DEFINE_integer("snapshot_every", None,
+                     "Keep a snapshot every this many epochs (for evaluate --modes tsne).")
+flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
+flags.DEFINE_integer("cpu_devices", None,
+                     "Split the CPU into this many devices (try --strategy without GPUs).")
+flags.DEFINE_string("tpu", None, "--strategy=tpu: the TPU name or address.")
+flags.DEFINE_enum("precision", "float32", PRECISIONS, "Keras dtype policy.")
 flags.DEFINE_string("output_dir", "runs", "Run directories go under this folder.")
 flags.DEFINE_bool("overwrite", False, "Delete existing run directories first.")
+
+
+def _setting(name):
+    """The flag's value, else the dataset's preset, else None."""
+    value = FLAGS[name].value
+    if value is None:
+        value = PRESETS[FLAGS.dataset].get(name)
+    return value
+
+
+def _numbers(name, kind):
+    value = _setting(name)
+    if value is None:
+        return None
+    try:
+        return [kind(v) for v in value]
+    except ValueError:
+        raise app.UsageError(
+            f"--{name}={','.join(map(str, value))}: expected a comma-separated "
+            f"list of {kind.__name__}s.") from None
+
+
+def _check_method_flags():
+    """Settings given for a method that has no use for them are a mistake."""
+    for name, users in _METHOD_FLAGS.items():
+        if FLAGS[name].present and FLAGS.method not in users:
+            raise app.UsageError(
+                f"--{name} is a setting of --method in {list(users)}, not of "
+                f"--method={FLAGS.method}. Drop it, or pick one of those methods.")
+    if FLAGS.image_folder and FLAGS.dataset != "folder":
+        raise app.UsageError("--image_folder needs --dataset=folder.")
+    if FLAGS.dataset == "folder" and not FLAGS.image_folder:
+        raise app.UsageError("--dataset=folder needs --image_folder=PATH.")
+    if FLAGS.cpu_devices and FLAGS.strategy not in ("mirrored", "multi_worker"):
+        raise app.UsageError("--cpu_devices splits the CPU for --strategy=mirrored "
+                             "or multi_worker; it has no use without one.")
 
 
 def _config(method):
     import freetickets_tf as ft
 
-    epochs = FLAGS.epochs
+    epochs = _setting("epochs")
+    exploration = _setting("exploration_epochs") or round(0.6 * epochs)
     if method == "edst":
-        epochs = FLAGS.edst_epochs or round(1.8 * FLAGS.epochs)
+        epochs = _setting("edst_epochs") or round(1.8 * epochs)
+    refinement = _numbers("refinement_lrs", float)
+    phase_milestones = _numbers("phase_milestones", int)
     return ft.ensembles.EnsembleConfig(
         num_members=FLAGS.num_members,
         epochs=epochs,
-        exploration_epochs=FLAGS.exploration_epochs or round(0.6 * FLAGS.epochs),
-        reference_epochs=FLAGS.epochs,
+        exploration_epochs=exploration,
+        reference_epochs=_setting("epochs"),
         density=FLAGS.density,
         distribution=FLAGS.distribution,
-        update_frequency=FLAGS.update_frequency,
+        rescale_init=FLAGS.rescale_init,
+        update_frequency=_setting("update_frequency"),
+        update_end_fraction=FLAGS.update_end_fraction if method == "dst" else None,
         death_rate=FLAGS.death_rate,
-        death_rate_schedule=FLAGS.death_rate_schedule,
+        death_rate_schedule=_setting("death_rate_schedule") or "constant",
         large_death_rate=FLAGS.large_death_rate,
         death=FLAGS.death,
         growth=FLAGS.growth,
-        batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.lr,
-        weight_decay=FLAGS.weight_decay,
-        finetune_epochs=max(1, FLAGS.epochs // 3),
+        reset_optimizer_state=FLAGS.reset_optimizer_state,
+        batch_size=_setting("batch_size"),
+        learning_rate=_setting("lr"),
+        lr_milestones=tuple(_numbers("lr_milestones", float) or (0.5, 0.75)),
+        warmup_epochs=_setting("warmup_epochs") or 0,
+        refinement_learning_rates=None if refinement is None else tuple(refinement),
+        phase_milestones=(
+            tuple(phase_milestones) if phase_milestones and method == "edst" else None),
+        exploration_milestones=(
+            tuple(_numbers("exploration_milestones", int) or ())
+            if method == "edst" else ()),
+        momentum=FLAGS.momentum,
+        weight_decay=_setting("weight_decay"),
+        label_smoothing=_setting("label_smoothing") or 0.0,
+        finetune_epochs=FLAGS.finetune_epochs or max(1, _setting("epochs") // 3),
+        finetune_learning_rate=FLAGS.finetune_lr,
         seed=FLAGS.seed,
         snapshot_every=FLAGS.snapshot_every,
         verbose=FLAGS.verbose,
     )
+
+
+def _load_data():
+    """`(train, validation, test, num_classes, input_shape)`: arrays for the
+    digits, a `TrainingSet` and datasets otherwise."""
+    import freetickets_tf as ft
+
+    if FLAGS.dataset == "digits":
+        (x_train, y_train), test = ft.data.load_digits(seed=FLAGS.seed)
+        train, validation = ft.data.split(
+            x_train, y_train, FLAGS.validation_fraction, FLAGS.seed)
+        return train, validation, test, 10, x_train.shape[1:]
+    common = {"batch_size": _setting("batch_size"),
+              "validation_fraction": FLAGS.validation_fraction, "seed": FLAGS.seed}
+    if FLAGS.dataset == "folder":
+        images = ft.pipelines.image_folder(
+            FLAGS.image_folder, (FLAGS.image_size, FLAGS.image_size), **common)
+    else:
+        images = ft.pipelines.load(FLAGS.dataset, data_dir=FLAGS.data_dir, **common)
+    return (images.train, images.validation, (images.test, None),
+            images.num_classes, images.input_shape)
 
 
 def _row(name, scores, flops=""):
@@ -103,29 +267,52 @@ def _row(name, scores, flops=""):
 HEADER = f"{'':<16} {'Accuracy':>8} {'NLL':>8} {'ECE':>8} {'Train FLOPs':>12}"
 
 
+def _start_devices():
+    """Precision and devices, which must be set before any model exists."""
+    import keras
+
+    import freetickets_tf as ft
+
+    keras.mixed_precision.set_global_policy(FLAGS.precision)
+    if FLAGS.cpu_devices:
+        ft.distribute.use_cpu_devices(FLAGS.cpu_devices)
+    return ft.distribute.get_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
+
+
 def main(argv):
     del argv
     quiet_tensorflow()
     import freetickets_tf as ft
 
+    compare = _setting("compare")
     methods = [FLAGS.method]
-    if FLAGS.compare:
+    if compare:
         methods = [m for m in BASELINES if m != FLAGS.method] + methods
-    configs = {method: _config(method) for method in methods}
+    _check_method_flags()
+    model_name = _setting("model")
     try:
+        configs = {method: _config(method) for method in methods}
         for method, config in configs.items():
             config.validate(method)  # every error before any training
-        if FLAGS.model not in ft.models.available_models():
-            ft.models.get(FLAGS.model, num_classes=10, input_shape=(8, 8, 1))
-    except ValueError as error:
+        if model_name not in ft.models.available_models():
+            ft.models.get(model_name, num_classes=10, input_shape=(8, 8, 1))
+        strategy = _start_devices()
+        ft.distribute.check_batch_size(_setting("batch_size"), strategy)
+        train, validation, (x_test, y_test), num_classes, input_shape = _load_data()
+    except (ValueError, NotImplementedError) as error:
         raise app.UsageError(str(error)) from error
-
-    (x_train, y_train), (x_test, y_test) = ft.data.load_digits(seed=FLAGS.seed)
-    (x_fit, y_fit), (x_val, y_val) = ft.data.split(x_train, y_train, 0.1, FLAGS.seed)
+    except FileNotFoundError as error:
+        raise app.UsageError(
+            f"{error}\nPoint --data_dir at the tensorflow-datasets directory that "
+            "holds it.") from error
 
     def build():
-        return ft.models.get(FLAGS.model, num_classes=10, input_shape=x_train.shape[1:])
+        return ft.models.get(model_name, num_classes=num_classes, input_shape=input_shape)
 
+    replicas = ft.distribute.num_replicas(strategy)
+    if FLAGS.verbose:
+        print(f"{FLAGS.dataset}: {model_name}, {FLAGS.precision}, "
+              f"{replicas} replica(s), global batch {_setting('batch_size')}", flush=True)
     results = {}
     for method in methods:
         run_dir = os.path.join(FLAGS.output_dir, method)
@@ -133,23 +320,22 @@ def main(argv):
             shutil.rmtree(run_dir)
         print(f"\n=== {method} -> {run_dir}", flush=True)
         run = ft.ensembles.train_ensemble(
-            method, build, (x_fit, y_fit), (x_val, y_val), configs[method], run_dir
-        )
+            method, build, train, validation, configs[method], run_dir, strategy)
         ensemble = run.ensemble_model(return_member_probabilities=True)
         report = ft.evaluation.evaluate_ensemble(ensemble, x_test, y_test)
         results[method] = (run, report)
 
     run, report = results[FLAGS.method]
-    print(f"\n{FLAGS.method} ensemble on the digits test set "
-          f"({len(x_test)} images), density {FLAGS.density}:")
+    print(f"\n{FLAGS.method} ensemble on the {FLAGS.dataset} test set, "
+          f"density {FLAGS.density}:")
     print(HEADER)
     print(_row("ensemble", report["ensemble"], f"{run.relative_training_flops:.2f}x"))
     for m, scores in enumerate(report["members"]):
         print(_row(f"member {m}", scores))
     print(f"Training FLOPs: {run.training_flops:.3e}, "
           f"{run.relative_training_flops:.2f}x one dense model trained "
-          f"{FLAGS.epochs} epochs ({run.dense_training_flops:.3e}).")
-    if FLAGS.compare:
+          f"{_setting('epochs')} epochs ({run.dense_training_flops:.3e}).")
+    if compare:
         print("\nAll methods (ensembles of "
               f"{FLAGS.num_members}; sparse ones at density {FLAGS.density}):")
         print(HEADER)

@@ -142,24 +142,59 @@ def test_interrupted_dst_run_resumes_without_redoing_tickets(data, tmp_path):
     assert [t["member"] for t in run.tickets] == [0, 1]
 
 
-def test_interrupted_edst_run_resumes_from_its_last_ticket(data, tmp_path, monkeypatch):
+class _Killed(Exception):
+    pass
+
+
+def _kill_at_epoch_end(monkeypatch, fits_to_skip, epoch_to_kill):
+    """Makes the `fits_to_skip + 1`-th `fit` die right after `epoch_to_kill`
+    ends, i.e. after that epoch's checkpoint (callbacks run in order and the
+    recipes add the checkpoint last)."""
+    fit = keras.Model.fit
+    calls = []
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == epoch_to_kill:
+                raise _Killed
+
+    def fit_then_die(self, *args, callbacks=(), **kwargs):
+        calls.append(1)
+        if len(calls) == fits_to_skip + 1:
+            callbacks = [*callbacks, Kill()]
+        return fit(self, *args, callbacks=callbacks, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_then_die)
+
+
+def _weights(run_dir):
+    return [t.get_weights() for t in RunDirectory.open(run_dir).load_tickets()]
+
+
+@pytest.mark.parametrize(
+    "method, fits_to_skip, epoch, first_epoch_after",
+    [
+        ("edst", 0, 2, 3),    # mid refinement phase 1 (epochs 2-3), best so far kept
+        ("edst", 0, 3, 4),    # at a ticket boundary: phase 2 starts with a global exploration
+        ("dst", 1, 0, 1),     # inside member 1, ticket 0 finished
+        ("pf", 0, 1, 2),      # inside the dense stage of member 0
+        # After the last epoch, before the ticket was written: the ticket is
+        # written from the checkpoint, then the next member starts.
+        ("pf", 1, 0, 0),      # (fine-tuning stage of member 0)
+        ("static", 0, 2, 0),
+    ],
+)
+def test_interrupted_run_resumes_to_the_same_tickets(
+        method, fits_to_skip, epoch, first_epoch_after, data, tmp_path, monkeypatch):
     train, val = data
-    config = _config(epochs=5, exploration_epochs=1)
-    save = RunDirectory.save_ticket
+    config = _config(epochs=6 if method == "edst" else 3, exploration_epochs=2)
+    whole = ensembles.train_ensemble(method, build, train, val, config, tmp_path / "a")
 
-    def failing_second_ticket(self, model, member, **info):
-        if member == 1:
-            raise OSError("disk full")
-        return save(self, model, member, **info)
-
-    monkeypatch.setattr(RunDirectory, "save_ticket", failing_second_ticket)
-    with pytest.raises(OSError, match="disk full"):
-        ensembles.train_edst_ensemble(build, train, val, config, tmp_path)
+    _kill_at_epoch_end(monkeypatch, fits_to_skip, epoch)
+    with pytest.raises(_Killed):
+        ensembles.train_ensemble(method, build, train, val, config, tmp_path / "b")
     monkeypatch.undo()
-    partial = RunDirectory.open(tmp_path)
-    assert partial.finished_members == {0}
-    assert partial.checkpoint[1]["epoch"] == 3  # phase 1 ends after epoch 3
-    stamp = os.stat(tmp_path / "ticket_0.keras").st_mtime_ns
+    assert RunDirectory.open(tmp_path / "b").checkpoint is not None
 
     epochs_run = []
 
@@ -173,12 +208,17 @@ def test_interrupted_edst_run_resumes_from_its_last_ticket(data, tmp_path, monke
         return fit(self, *args, callbacks=[*callbacks, Record()], **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    run = ensembles.train_edst_ensemble(build, train, val, config, tmp_path)
-    assert epochs_run == [3, 4]  # only phase 2 was trained again
-    assert os.stat(tmp_path / "ticket_0.keras").st_mtime_ns == stamp
-    assert [t["member"] for t in run.tickets] == [0, 1]
-    # The FLOPs count continued from the checkpoint.
-    assert run.tickets[1]["training_flops"] > run.tickets[0]["training_flops"]
+    resumed = ensembles.train_ensemble(method, build, train, val, config, tmp_path / "b")
+    assert epochs_run[0] == first_epoch_after
+    assert [t["member"] for t in resumed.tickets] == [t["member"] for t in whole.tickets]
+    for expected, got in zip(_weights(tmp_path / "a"), _weights(tmp_path / "b")):
+        for a, b in zip(expected, got):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+    for a, b in zip(whole.tickets, resumed.tickets):
+        assert a["epoch"] == b["epoch"]
+        assert a["training_flops"] == pytest.approx(b["training_flops"])
+    assert resumed.training_flops == pytest.approx(whole.training_flops)
+    assert RunDirectory.open(tmp_path / "b").checkpoint is None  # cleaned up
 
 
 @pytest.mark.parametrize(

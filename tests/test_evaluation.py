@@ -94,6 +94,8 @@ def test_evaluate_writes_every_mode_and_matches_metrics(tmp_path):
     assert f"| ensemble | {report['predict']['ensemble']['accuracy']:.4f} |" in markdown
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="scikit-learn's t-SNE, the same on every backend; slow")
 def test_evaluate_tsne_of_run_snapshots(tmp_path):
     from freetickets_tf.evaluation import evaluate
 

@@ -3,6 +3,7 @@
 import doctest
 import math
 
+import numpy as np
 import pytest
 
 from freetickets_tf import schedules as schedules_module
@@ -136,6 +137,49 @@ def test_edst_schedule_custom_learning_rates():
     schedule = EDSTSchedule(6, 2, 2, learning_rates=(1.0, 0.5, 0.25))
     assert [schedule.learning_rate(e) for e in range(6)] == [
         1.0, 1.0, 0.5, 0.25, 0.5, 0.25]
+
+
+def test_edst_schedule_imagenet_setting_matches_spec():
+    """SPEC §4, ResNet-50: 5-epoch warm-up to 0.1, x0.1 at 30 / 60 / 90; then
+    lr back to 0.01 at 100, 170, 240, 0.001 thirty epochs after each, 1e-4
+    sixty after; 310 epochs."""
+    schedule = EDSTSchedule(
+        310, 100, 3, learning_rates=(0.1, 0.01, 0.001, 1e-4),
+        phase_milestones=(30, 60), exploration_milestones=(30, 60, 90),
+        warmup_epochs=5)
+    rates = [schedule.learning_rate(e) for e in range(310)]
+    np.testing.assert_allclose(rates[:5], [0.02, 0.04, 0.06, 0.08, 0.1])
+    expected = {5: 0.1, 29: 0.1, 30: 0.01, 60: 0.001, 90: 1e-4, 99: 1e-4}
+    for start in (100, 170, 240):
+        expected.update({start: 0.01, start + 29: 0.01, start + 30: 0.001,
+                         start + 59: 0.001, start + 60: 1e-4, start + 69: 1e-4})
+    for epoch, rate in expected.items():
+        assert rates[epoch] == pytest.approx(rate), epoch
+    assert schedule.phases == [(100, 170), (170, 240), (240, 310)]
+    assert schedule.exploration_epochs == [170, 240]
+
+
+def test_step_decay_warm_up_then_milestones():
+    rates = [step_decay_learning_rate(e, 0.1, 100, (0.3, 0.6, 0.9), warmup_epochs=5)
+             for e in range(100)]
+    np.testing.assert_allclose(rates[:6], [0.02, 0.04, 0.06, 0.08, 0.1, 0.1])
+    np.testing.assert_allclose([rates[29], rates[30], rates[60], rates[90]],
+                               [0.1, 0.01, 0.001, 1e-4])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"learning_rates": (0.1, 0.01, 0.001, 1e-4)}, "phase_milestones"),
+        ({"learning_rates": (0.1, 0.01, 0.001), "phase_milestones": (3, 4)},
+         "phase_milestones"),
+        ({"exploration_milestones": (200,)}, "exploration_milestones"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+    ],
+)
+def test_edst_schedule_bad_milestones(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EDSTSchedule(450, 150, 3, **kwargs)
 
 
 @pytest.mark.parametrize(

@@ -184,7 +184,13 @@ def test_export_refuses_to_replace_other_directories(conv_ensemble, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
 
-def test_export_needs_tensorflow_backend(conv_ensemble, tmp_path, monkeypatch):
-    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
-    with pytest.raises(NotImplementedError, match="KERAS_BACKEND=tensorflow.*'jax'"):
+@pytest.mark.parametrize("name", ["jax", "torch"])
+def test_export_needs_tensorflow_backend(conv_ensemble, tmp_path, monkeypatch, name):
+    monkeypatch.setattr(keras.backend, "backend", lambda: name)
+    with pytest.raises(
+        NotImplementedError,
+        match=f"KERAS_BACKEND=tensorflow; the Keras backend is '{name}'.*"
+        "load on every backend.*KERAS_BACKEND=tensorflow freetickets-export",
+    ):
         export_saved_model(conv_ensemble, tmp_path / "exported")
+    assert not (tmp_path / "exported").exists()

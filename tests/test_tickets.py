@@ -145,12 +145,38 @@ def test_checkpoint_save_and_clear(tmp_path, sparse_mlp, compile_model):
     run = RunDirectory.create(tmp_path, "edst", 2)
     assert run.checkpoint is None
     run.save_checkpoint(sparse_mlp, epoch=5, training_flops=1.0)
-    path, state = RunDirectory.open(tmp_path).checkpoint
+    first, state = RunDirectory.open(tmp_path).checkpoint
     assert state == {"epoch": 5, "training_flops": 1.0}
-    assert int(keras.saving.load_model(path).optimizer.iterations) == 11
+    assert int(keras.saving.load_model(first).optimizer.iterations) == 11
+    assert run.checkpoint_best_weights() is None
+    # The next checkpoint goes to new files; the old ones go once it is named.
+    best = [np.full((2, 3), 7.0), np.arange(4)]
+    run.save_checkpoint(sparse_mlp, best_weights=best, epoch=6)
+    path, state = RunDirectory.open(tmp_path).checkpoint
+    assert path != first and not os.path.exists(first) and state == {"epoch": 6}
+    for saved, expected in zip(RunDirectory.open(tmp_path).checkpoint_best_weights(), best):
+        np.testing.assert_array_equal(saved, expected)
     run.clear_checkpoint()
     assert run.checkpoint is None and not os.path.exists(path)
     assert _read_manifest(tmp_path)["checkpoint"] is None
+    assert os.listdir(tmp_path / "checkpoint") == []
+
+
+def test_checkpoint_interrupted_while_saving_keeps_the_previous_one(
+        tmp_path, sparse_mlp, compile_model, monkeypatch):
+    compile_model(sparse_mlp)
+    run = RunDirectory.create(tmp_path, "dst", 1)
+    run.save_checkpoint(sparse_mlp, epoch=1)
+    before = run.checkpoint
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ft.io, "save_arrays_atomic", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run.save_checkpoint(sparse_mlp, best_weights=[np.zeros(2)], epoch=2)
+    reopened = RunDirectory.open(tmp_path)
+    assert reopened.checkpoint == before and os.path.exists(before[0])
 
 
 def test_versions_names_the_backend():

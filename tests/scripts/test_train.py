@@ -1,9 +1,13 @@
 """The training script end to end on the bundled data, as a user runs it."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from freetickets_tf.tickets import RunDirectory
@@ -52,6 +56,83 @@ def test_main_job_trains_edst_and_the_baselines(tmp_path):
         next(i for i, l in enumerate(lines) if l.startswith("Training FLOPs"))]
 
 
+def _ticket_weights(run_dir):
+    return [t.get_weights() for t in RunDirectory.open(run_dir).load_tickets()]
+
+
+def test_killed_training_process_resumes_to_the_same_tickets(tmp_path):
+    """SIGKILL in the middle of EDST's first refinement phase; the same
+    command continues from the last epoch's checkpoint."""
+    flags = ["--model=lenet300-100", "--nocompare", "--epochs=4", "--edst_epochs=8",
+             "--exploration_epochs=2", "--num_members=2", "--update_frequency=5",
+             "--verbose=1"]
+    whole = _train(*flags, f"--output_dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "freetickets_tf.scripts.train", *flags,
+               f"--output_dir={tmp_path / 'killed'}"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "killed" / "edst" / "tickets.json"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and process.poll() is None:
+            if manifest.exists():
+                state = json.loads(manifest.read_text()).get("checkpoint") or {}
+                if state.get("epoch", 0) >= 3:  # inside phase 1 (epochs 3-5)
+                    break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    checkpoint = json.loads(manifest.read_text())["checkpoint"]
+    assert 3 <= checkpoint["epoch"] < 8
+
+    resumed = _train(*flags, f"--output_dir={tmp_path / 'killed'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"after epoch {checkpoint['epoch']}" in resumed.stdout
+    for expected, got in zip(_ticket_weights(tmp_path / "whole" / "edst"),
+                             _ticket_weights(tmp_path / "killed" / "edst")):
+        for a, b in zip(expected, got):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    # The same report: same tickets, same FLOPs.
+    assert resumed.stdout.splitlines()[-1] == whole.stdout.splitlines()[-1]
+
+
+def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch):
+    from freetickets_tf.scripts import train
+
+    seen = {}
+
+    def record(method, build, train_data, validation, config, run_dir, strategy):
+        seen[method] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(train, "_load_data", lambda: ((None, None), None, (None, None), 10, (32, 32, 3)))
+    monkeypatch.setattr("freetickets_tf.ensembles.train_ensemble", record)
+    folder = os.path.join(os.path.dirname(train.__file__), "flags")
+    with pytest.raises(SystemExit):
+        run_main(train, f"--flagfile={os.path.join(folder, 'wrn28x10_cifar10_edst.cfg')}")
+    edst = seen["edst"]
+    assert (edst.epochs, edst.exploration_epochs, edst.reference_epochs) == (450, 150, 250)
+    assert edst.edst_schedule().learning_rates == (0.1, 0.01, 0.001)
+    assert (edst.density, edst.update_frequency, edst.batch_size) == (0.2, 1000, 128)
+    with pytest.raises(SystemExit):
+        run_main(train, f"--flagfile={os.path.join(folder, 'wrn28x10_cifar100_dst.cfg')}")
+    dst = seen["dst"]
+    assert (dst.epochs, dst.weight_decay, dst.lr_milestones) == (250, 5e-4, (0.5, 0.75))
+    with pytest.raises(SystemExit):
+        run_main(train, f"--flagfile={os.path.join(folder, 'resnet50_imagenet_edst.cfg')}")
+    imagenet = seen["edst"]
+    schedule = imagenet.edst_schedule()
+    assert schedule.phases == [(100, 170), (170, 240), (240, 310)]
+    assert (imagenet.label_smoothing, imagenet.update_frequency) == (0.1, 4000)
+    assert schedule.learning_rate(4) == pytest.approx(0.1)
+    assert schedule.learning_rate(200) == pytest.approx(0.001)
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -59,6 +140,15 @@ def test_main_job_trains_edst_and_the_baselines(tmp_path):
         (["--edst_epochs=4", "--exploration_epochs=4"], "exploration_epochs"),
         (["--num_members=0"], "num_members"),
         (["--model=resnet1000"], "resnet1000"),
+        (["--method=dst", "--exploration_epochs=3"], "--exploration_epochs is a setting"),
+        (["--method=static", "--growth=random"], "--growth is a setting"),
+        (["--dataset=imagenet"], "cifar10"),
+        (["--strategy=horovod"], "mirrored"),
+        (["--strategy=mirrored", "--cpu_devices=2", "--batch_size=65"],
+         "does not split evenly over the 2 replicas"),
+        (["--dataset=cifar10", "--data_dir=/nonexistent"], "--data_dir"),
+        (["--dataset=folder"], "--image_folder"),
+        (["--precision=float16"], "mixed_bfloat16"),
     ],
 )
 def test_bad_flags_fail_before_training(flags, message, tmp_path):

@@ -1,0 +1,85 @@
+"""One training process of `test_distribute.py`'s multi-replica runs.
+
+Trains a small sparse model with dynamic sparse training under a
+`tf.distribute` strategy (or none), checks after every batch that each mask
+has the same value on every local replica, and saves the final masks and
+kernels to an `.npz` file for the test to compare between runs.
+
+    python tests/distributed_worker.py OUT.npz --strategy mirrored --cpu_devices 2
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--strategy", default="default")
+    parser.add_argument("--cpu_devices", type=int, default=None)
+    parser.add_argument("--precision", default="float32")
+    args = parser.parse_args()
+
+    import keras
+    import numpy as np
+
+    import freetickets_tf as ft
+
+    keras.config.disable_traceback_filtering()  # full tracebacks in the test log
+    if args.cpu_devices:
+        ft.distribute.use_cpu_devices(args.cpu_devices)
+    keras.mixed_precision.set_global_policy(args.precision)
+    strategy = ft.distribute.get_strategy(args.strategy)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 16)).astype("float32")
+    y = x[:, :4].argmax(axis=1).astype("int32")
+    keras.utils.set_random_seed(0)
+    with ft.distribute.scope(strategy):
+        model = keras.Sequential([
+            keras.Input((16,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(4, dtype="float32"),
+        ])
+        sparse = ft.sparsify(model, 0.3, seed=0)
+        sparse.compile(
+            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    dst = ft.callbacks.DynamicSparsityCallback(
+        data=(x, y), update_frequency=4, batch_size=64, seed=0)
+    masks = [mk.mask for mk in ft.masked_kernels(sparse)]
+
+    class ReplicasAgree(keras.callbacks.Callback):
+        checks = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            for mask in masks:
+                if strategy is None:
+                    continue
+                copies = [np.asarray(v) for v in
+                          strategy.experimental_local_results(mask.value)]
+                for copy in copies[1:]:
+                    if not np.array_equal(copy, copies[0]):
+                        raise AssertionError(f"replicas disagree on {mask.path}")
+                ReplicasAgree.checks += len(copies) - 1
+
+    train = ft.pipelines.from_arrays(x, y, batch_size=64, seed=0)
+    sparse.fit(train.epochs(0, 3), steps_per_epoch=train.steps_per_epoch, epochs=3,
+               callbacks=[dst, ReplicasAgree()], verbose=0)
+    np.savez(
+        args.out,
+        updates=dst.updates_done,
+        replica_checks=ReplicasAgree.checks,
+        replicas=ft.distribute.num_replicas(strategy),
+        **{f"mask_{i}": np.asarray(mk.mask) for i, mk in enumerate(ft.masked_kernels(sparse))},
+        **{f"kernel_{i}": np.asarray(mk.kernel)
+           for i, mk in enumerate(ft.masked_kernels(sparse))},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""freetickets_tf.backend: the dense loss gradient of gradient growth and the
+backend checks, on whichever backend the suite runs (TensorFlow, JAX, PyTorch)."""
+
+import contextlib
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from freetickets_tf import backend
+from freetickets_tf import layers as fl
+
+
+def _np(x):
+    return ops.convert_to_numpy(x)
+
+
+def _no_grad():
+    """Callbacks may run where autodiff is off (PyTorch's `no_grad`)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def _state(model):
+    """Every variable that training may change, by path and role."""
+    groups = {
+        "model": model.variables,  # weights, BatchNorm statistics, seed states
+        "metrics": model.metrics_variables,
+        "optimizer": model.optimizer.variables,
+    }
+    return {
+        (group, i, v.path): _np(v).copy()
+        for group, variables in groups.items()
+        for i, v in enumerate(variables)
+    }
+
+
+def test_gradient_of_masked_linear_layer_matches_hand_computed_one():
+    """MSE plus an L2 penalty on a masked linear layer: the gradient is the
+    compiled training loss's, dense at the inactive positions too."""
+    rng = np.random.default_rng(0)
+    layer = fl.MaskedDense(
+        5, use_bias=False, kernel_regularizer=keras.regularizers.L2(0.01)
+    )
+    model = keras.Sequential([keras.Input((6,)), layer])
+    mask = rng.random((6, 5)) < 0.5
+    w = np.where(mask, rng.normal(size=(6, 5)), 0.0).astype("float32")
+    layer.kernel_mask.assign(mask)
+    layer.kernel.assign(w)
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    x = rng.normal(size=(8, 6)).astype("float32")
+    y = rng.normal(size=(8, 5)).astype("float32")
+
+    with _no_grad():
+        (grad,) = backend.make_loss_gradient_fn(model, [layer.kernel])(x, y)
+
+    expected = 2 * x.T @ (x @ w - y) / y.size + 2 * 0.01 * w
+    np.testing.assert_allclose(_np(grad), expected, rtol=1e-5, atol=1e-6)
+    assert np.count_nonzero(_np(grad)[~mask]) == (~mask).sum()
+
+
+def test_gradient_is_the_train_steps_and_leaves_no_trace():
+    """With BatchNorm, dropout and a metric: the gradient equals the one an
+    SGD(1) step applies next, and taking it changes no variable (weights,
+    moving statistics, dropout seeds, metrics, optimizer), so two calls agree.
+    On PyTorch nothing is accumulated into the parameters' `.grad` either."""
+    rng = np.random.default_rng(1)
+    model = keras.Sequential(
+        [
+            keras.Input((16,)),
+            keras.layers.Dense(32, name="hidden"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Dropout(0.3, seed=1),
+            keras.layers.Dense(4, name="logits"),
+        ]
+    )
+    model.compile(
+        keras.optimizers.SGD(1.0),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    x = rng.normal(size=(32, 16)).astype("float32")
+    y = rng.integers(0, 4, 32).astype("int32")
+    model.train_on_batch(x, y)  # builds the optimizer, moves the statistics
+    variables = model.trainable_variables
+    gradient_fn = backend.make_loss_gradient_fn(model, variables)
+    before = _state(model)
+    if keras.backend.backend() == "torch":
+        grads_before = [v.value.grad for v in variables]
+        grads_before = [None if g is None else _np(g).copy() for g in grads_before]
+
+    with _no_grad():
+        first = [_np(g) for g in gradient_fn(x, y)]
+        second = [_np(g) for g in gradient_fn(x, y)]
+
+    after = _state(model)
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value, err_msg=str(key))
+    if keras.backend.backend() == "torch":
+        for v, g in zip(variables, grads_before):
+            if g is None:
+                assert v.value.grad is None
+            else:
+                np.testing.assert_array_equal(_np(v.value.grad), g)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert all(np.count_nonzero(g) for g in first)
+
+    weights = [_np(v).copy() for v in variables]
+    model.train_on_batch(x, y)
+    for w, v, g in zip(weights, variables, first):
+        np.testing.assert_allclose(w - _np(v), g, rtol=1e-4, atol=1e-6, err_msg=v.path)
+
+
+def test_gradient_of_variables_outside_the_model_is_refused_or_zero():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1), "mse")
+    model.optimizer.build(model.trainable_variables)
+    outside = keras.Variable(np.ones((3, 2), "float32"))
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 2), "float32")
+    if keras.backend.backend() != "tensorflow":
+        with pytest.raises(ValueError, match="not trainable variables of the model"):
+            backend.make_loss_gradient_fn(model, [outside])
+    else:
+        (grad,) = backend.make_loss_gradient_fn(model, [outside])(x, y)
+        assert grad is None or not np.any(_np(grad))
+
+
+def test_unsupported_backend_names_itself_and_the_supported_ones(monkeypatch):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    monkeypatch.setattr(keras.backend, "backend", lambda: "numpy")
+    with pytest.raises(
+        NotImplementedError,
+        match=r"KERAS_BACKEND='numpy'.*'tensorflow', 'jax', 'torch'",
+    ):
+        backend.make_loss_gradient_fn(model, model.trainable_variables)
+
+
+@pytest.mark.parametrize("name", ["tensorflow", "jax", "torch"])
+def test_require_backend_names_the_backend_and_the_alternative(monkeypatch, name):
+    monkeypatch.setattr(keras.backend, "backend", lambda: name)
+    if name == "tensorflow":
+        backend.require_backend("SavedModel export", "tensorflow", "Use X.")
+        return
+    with pytest.raises(
+        NotImplementedError,
+        match=f"SavedModel export needs KERAS_BACKEND=tensorflow; the Keras "
+        f"backend is '{name}'. Use X.",
+    ):
+        backend.require_backend("SavedModel export", "tensorflow", "Use X.")
+
+
+def test_masks_in_forward_pass_only_on_jax():
+    assert backend.masks_in_forward_pass() == (keras.backend.backend() == "jax")
+    layer = fl.MaskedDense(2)
+    layer.build((None, 3))
+    has_constraint = isinstance(layer.kernel.constraint, fl._ZeroInactive)
+    assert has_constraint == (keras.backend.backend() != "jax")
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_top_k_indices_puts_the_lower_index_first_among_ties(n):
+    scores = np.array([1.0, 3.0, 3.0, -np.inf, 3.0, 1.0, 0.0], "float32")
+    expected = [1, 2, 4, 0, 5][:n]
+    for _ in range(3):
+        found = backend.top_k_indices(ops.convert_to_tensor(scores), n)
+        assert _np(found).tolist() == expected
