@@ -11,3 +11,6 @@ flags.DEFINE_integer(
     "seed", 0, "Random seed: member 0's seed and the bundled data's train/test split.")
 flags.DEFINE_integer(
     "verbose", 2, "0: quiet; 1 or 2: Keras fit verbosity and progress lines.")
+flags.DEFINE_string(
+    "data_dir", None,
+    "tensorflow-datasets data directory of prepared data (never downloaded).")

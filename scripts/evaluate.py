@@ -19,7 +19,7 @@ import sys
 from absl import app
 from absl import flags
 
-from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose
+from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
 from freetickets_tf.scripts.console import quiet_tensorflow
 
@@ -41,7 +41,6 @@ flags.DEFINE_string("corruption_source", "cifar10",
                     "cifar10_corrupted) or a CIFAR-C directory (e.g. CIFAR-100-C).")
 flags.DEFINE_list("corruptions", None, "Subset of the 15 corruptions (default: all).")
 flags.DEFINE_list("severities", None, "Subset of the severities 1..5 (default: all).")
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
 flags.DEFINE_string("report_dir", None, "Report directory (default <run_dir>/report).")
 flags.DEFINE_string("tensorboard_dir", None, "Also write the scores to TensorBoard here.")
 flags.DEFINE_integer("num_bins", 15, "ECE bins.")

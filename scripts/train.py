@@ -36,7 +36,7 @@ import sys
 from absl import app
 from absl import flags
 
-from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose
+from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
 from freetickets_tf.scripts.console import quiet_tensorflow
 
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
@@ -98,7 +98,6 @@ flags.DEFINE_bool("compare", None, "Also train the baselines and print one table
 flags.DEFINE_enum("dataset", "digits", DATASETS,
                   "Training data: the bundled digits, a tensorflow-datasets name "
                   "(prepared in --data_dir), or `folder` (--image_folder).")
-flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory.")
 flags.DEFINE_string("image_folder", None,
                     "--dataset=folder: a folder with one sub-folder of images per class.")
 flags.DEFINE_integer("image_size", 32, "--dataset=folder: images are resized to this.")
