@@ -115,6 +115,10 @@ def _no_trace_scope(model):
 def _tensorflow_loss_gradient_fn(model, variables):
     import tensorflow as tf
 
+    # The tape would give a frozen kernel no gradient, and growth would fall
+    # back to chance without a word; refuse as the other backends must.
+    _trainable_positions(model, variables)
+
     @tf.function(reduce_retracing=True)
     def loss_gradients(x, y):
         with tf.GradientTape() as tape:
@@ -128,14 +132,15 @@ def _tensorflow_loss_gradient_fn(model, variables):
 
 def _trainable_positions(model, variables):
     """The index of each of `variables` in `model.trainable_variables`, or a
-    ValueError naming those that are not there (JAX and PyTorch
-    differentiate with respect to the model's trainable variables only)."""
+    ValueError naming those that are not there (a frozen layer's kernel, or
+    a variable of another model)."""
     position = {id(v): i for i, v in enumerate(model.trainable_variables)}
     missing = [v.path for v in variables if id(v) not in position]
     if missing:
         raise ValueError(
             f"Cannot take the loss gradient of {missing}: not trainable "
-            "variables of the model."
+            "variables of the model. Gradient growth needs every masked layer "
+            "trainable: unfreeze it, or use growth='random'."
         )
     return [position[id(v)] for v in variables]
 

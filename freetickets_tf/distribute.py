@@ -11,9 +11,12 @@ replicas' equal shards of it; every worker of a multi-worker run draws the
 same growth batch (same seed and step) from the same data, so all workers
 compute the same gradient and the same masks.
 
-Several machines: Keras 3's `fit` does not run under
-`MultiWorkerMirroredStrategy` (keras-team/keras#20585), so
-`get_strategy("multi_worker")` explains that instead of failing mid-run.
+Several machines: `get_strategy("multi_worker")` reads the cluster from the
+`TF_CONFIG` environment variable, like every `MultiWorkerMirroredStrategy`,
+and repairs the two places where Keras 3's `fit` fails under it
+(keras-team/keras#20585; see `_multi_worker_fit`). Every worker runs the same
+command; the chief writes the run directory and the others write beside it
+(`worker_directory`), so that each can resume from its own checkpoint.
 
 Example:
 
@@ -23,6 +26,7 @@ Example:
 """
 
 import contextlib
+import os
 
 import keras
 
@@ -74,9 +78,9 @@ def get_strategy(name="default", tpu=None):
 
     Args:
         name: One of `STRATEGIES`: `"default"` (no strategy), `"mirrored"`
-            (every local GPU, else every logical CPU device), `"tpu"`, or
-            `"multi_worker"`, which is refused with an explanation: Keras 3's
-            `fit` does not run under `MultiWorkerMirroredStrategy` yet.
+            (every local GPU, else every logical CPU device), `"multi_worker"`
+            (`MultiWorkerMirroredStrategy` over the cluster in `TF_CONFIG`;
+            without it, this machine alone), or `"tpu"`.
         tpu: The TPU's name or address for `"tpu"` (None: the local TPU).
 
     Returns:
@@ -102,16 +106,10 @@ def get_strategy(name="default", tpu=None):
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        # Keras 3's TensorFlow `fit` fails under this strategy (it reduces
-        # per-replica batches and scalar logs in ways only the single-worker
-        # strategies accept: keras-team/keras#20585, still open in 3.15), so
-        # say so now rather than after the cluster has started.
-        raise NotImplementedError(
-            "strategy='multi_worker': Keras 3's `fit` does not run under "
-            "tf.distribute.MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-            "Use strategy='mirrored' for the GPUs of one machine, or "
-            "KERAS_BACKEND=jax with keras.distribution for several machines."
-        )
+        from freetickets_tf import _multi_worker_fit
+
+        _multi_worker_fit.apply()
+        return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -149,6 +147,47 @@ def check_batch_size(batch_size, strategy):
             f"split evenly over the {replicas} replicas of "
             f"{type(strategy).__name__}; use a multiple of {replicas}."
         )
+
+
+def _task(strategy):
+    """(task type, task id) of this process in a multi-worker cluster, or
+    None when the strategy spans one machine."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return None
+    return resolver.task_type, resolver.task_id
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on the
+    workers of a multi-worker cluster other than the chief (the `chief` task,
+    else worker 0)."""
+    task = _task(strategy)
+    if task is None:
+        return True
+    task_type, task_id = task
+    has_chief = "chief" in strategy.cluster_resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (not has_chief and task_type == "worker"
+                                    and task_id == 0)
+
+
+def worker_directory(run_dir, strategy):
+    """Where this process keeps a run: `run_dir` on the chief, and
+    `<run_dir>.<task>-<id>` on the other workers of a multi-worker cluster.
+
+    Every worker trains the same tickets, but two processes must not write
+    one file, so the chief's copy is the run and each other worker keeps its
+    own copy beside it, from which it resumes after an interruption.
+
+    Example:
+
+    >>> worker_directory("runs/edst", None)
+    'runs/edst'
+    """
+    if is_chief(strategy):
+        return run_dir
+    task_type, task_id = _task(strategy)
+    return f"{os.path.normpath(run_dir)}.{task_type}-{task_id}"
 
 
 def scope(strategy):

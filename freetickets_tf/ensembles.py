@@ -304,7 +304,8 @@ class _Recipe:
         distribute.check_batch_size(self.train.batch_size, self.strategy)
         self.num_members = 1 if method == "dense" else config.num_members
         self.run = RunDirectory.create(
-            run_dir, method, self.num_members, config.to_dict()
+            distribute.worker_directory(run_dir, self.strategy), method,
+            self.num_members, config.to_dict()
         )
         self.batch = self.train.batch_size
         self.steps_per_epoch = self.train.steps_per_epoch
@@ -730,7 +731,9 @@ def train_ensemble(method, build_model, train_data, validation_data=None,
         validation_data: `(x, y)` arrays or a batched `tf.data.Dataset`;
             needed for best-validation selection.
         config: An `EnsembleConfig` (default: the original's settings).
-        run_dir: Where tickets go (default `runs/<method>`).
+        run_dir: Where tickets go (default `runs/<method>`). Under a
+            multi-worker strategy, only the chief writes there; the others
+            write to `distribute.worker_directory(run_dir, strategy)`.
         strategy: A `tf.distribute.Strategy` to train under (TensorFlow
             backend), e.g. from `freetickets_tf.distribute.get_strategy`;
             None trains on the default device. `config.batch_size` is the

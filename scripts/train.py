@@ -10,6 +10,7 @@ The paper's runs (tensorflow-datasets data prepared in `--data_dir`):
 
     freetickets-train --flagfile=scripts/flags/wrn28x10_cifar10_edst.cfg --data_dir=DIR
     freetickets-train --dataset cifar100 --method dst --strategy mirrored
+    TF_CONFIG=... freetickets-train --flagfile=... --strategy multi_worker  # each machine
     freetickets-train --flagfile=scripts/flags/resnet50_imagenet_edst.cfg --data_dir=DIR
 
 Settings left unset take the preset of `--dataset` (see `PRESETS`): for
@@ -144,7 +145,8 @@ flags.DEFINE_integer("finetune_epochs", None, "PF: fine-tuning epochs (default e
 flags.DEFINE_float("finetune_lr", 0.001, "PF: constant fine-tuning learning rate.")
 flags.DEFINE_integer("snapshot_every", None,
                      "Keep a snapshot every this many epochs (for evaluate --modes tsne).")
-flags.DEFINE_enum("strategy", "default", STRATEGIES, "tf.distribute strategy.")
+flags.DEFINE_enum("strategy", "default", STRATEGIES,
+                  "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG.")
 flags.DEFINE_integer("cpu_devices", None,
                      "Split the CPU into this many devices (try --strategy without GPUs).")
 flags.DEFINE_string("tpu", None, "--strategy=tpu: the TPU name or address.")
@@ -315,8 +317,9 @@ def main(argv):
     results = {}
     for method in methods:
         run_dir = os.path.join(FLAGS.output_dir, method)
-        if FLAGS.overwrite and os.path.isdir(run_dir):
-            shutil.rmtree(run_dir)
+        own_dir = ft.distribute.worker_directory(run_dir, strategy)
+        if FLAGS.overwrite and os.path.isdir(own_dir):
+            shutil.rmtree(own_dir)
         print(f"\n=== {method} -> {run_dir}", flush=True)
         run = ft.ensembles.train_ensemble(
             method, build, train, validation, configs[method], run_dir, strategy)

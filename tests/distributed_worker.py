@@ -2,13 +2,18 @@
 
 Trains a small sparse model with dynamic sparse training under a
 `tf.distribute` strategy (or none), checks after every batch that each mask
-has the same value on every local replica, and saves the final masks and
+has the same value on every local replica, records a digest of all masks
+after every batch (to compare workers), and saves the final masks and
 kernels to an `.npz` file for the test to compare between runs.
 
     python tests/distributed_worker.py OUT.npz --strategy mirrored --cpu_devices 2
+    python tests/distributed_worker.py OUT0.npz --strategy multi_worker \
+        --cluster 127.0.0.1:2001,127.0.0.1:2002 --task 0   # and --task 1
 """
 
 import argparse
+import hashlib
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -20,7 +25,15 @@ def main():
     parser.add_argument("--strategy", default="default")
     parser.add_argument("--cpu_devices", type=int, default=None)
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--cluster", help="comma-separated worker addresses")
+    parser.add_argument("--task", type=int, default=0, help="this worker's index")
+    parser.add_argument("--run_dir", help="then train a DST ensemble there")
     args = parser.parse_args()
+    if args.cluster:  # read by MultiWorkerMirroredStrategy, before TF starts
+        os.environ["TF_CONFIG"] = json.dumps({
+            "cluster": {"worker": args.cluster.split(",")},
+            "task": {"type": "worker", "index": args.task},
+        })
 
     import keras
     import numpy as np
@@ -55,8 +68,13 @@ def main():
 
     class ReplicasAgree(keras.callbacks.Callback):
         checks = 0
+        digests = []
 
         def on_train_batch_end(self, batch, logs=None):
+            digest = hashlib.sha256()
+            for mask in masks:
+                digest.update(np.asarray(mask).tobytes())
+            ReplicasAgree.digests.append(digest.hexdigest())
             for mask in masks:
                 if strategy is None:
                     continue
@@ -74,11 +92,20 @@ def main():
         args.out,
         updates=dst.updates_done,
         replica_checks=ReplicasAgree.checks,
+        mask_digests=np.array(ReplicasAgree.digests),
         replicas=ft.distribute.num_replicas(strategy),
         **{f"mask_{i}": np.asarray(mk.mask) for i, mk in enumerate(ft.masked_kernels(sparse))},
         **{f"kernel_{i}": np.asarray(mk.kernel)
            for i, mk in enumerate(ft.masked_kernels(sparse))},
     )
+    if args.run_dir:
+        config = ft.EnsembleConfig(num_members=1, epochs=2, density=0.3, batch_size=64,
+                                   update_frequency=4, verbose=0)
+        ft.ensembles.train_ensemble(
+            "dst", lambda: keras.Sequential([
+                keras.Input((16,)), keras.layers.Dense(32, activation="relu"),
+                keras.layers.Dense(4)]),
+            (x, y), (x[:64], y[:64]), config, args.run_dir, strategy)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """Tests for `freetickets_tf.distribute`: strategies, masks across replicas
-and workers (in subprocesses, since devices are fixed once TF starts)."""
+and workers (in subprocesses, since devices are fixed once TF starts; the
+two workers of a multi-worker cluster are two processes on 127.0.0.1)."""
 
 import os
+import socket
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
 import pytest
 
 from freetickets_tf import distribute
+from freetickets_tf.tickets import RunDirectory
 
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 TENSORFLOW_ONLY = pytest.mark.skipif(
@@ -62,10 +66,69 @@ def test_two_replicas_match_one_replica_with_the_same_global_batch(
     _assert_same_training(one_replica_run, two)
 
 
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
 @TENSORFLOW_ONLY
-def test_multi_worker_is_refused_with_the_upstream_reason():
-    with pytest.raises(NotImplementedError, match="keras-team/keras#20585.*mirrored"):
-        distribute.get_strategy("multi_worker")
+def test_two_workers_on_localhost_agree_and_match_one_replica(one_replica_run, tmp_path):
+    cluster = ",".join(f"127.0.0.1:{port}" for port in _free_ports(2))
+    workers = [
+        _run_worker(tmp_path / f"worker{task}.npz", "--strategy", "multi_worker",
+                    "--cluster", cluster, "--task", str(task),
+                    "--run_dir", str(tmp_path / "dst"))
+        for task in range(2)
+    ]
+    for worker in workers:
+        _finish(worker)
+    chief, other = (_arrays(tmp_path / f"worker{task}.npz") for task in range(2))
+    assert chief["replicas"] == other["replicas"] == 2
+    # Every worker holds the same masks after every batch, the masks of a
+    # one-replica run with the same global batch.
+    assert len(chief["mask_digests"]) == 12
+    np.testing.assert_array_equal(chief["mask_digests"], other["mask_digests"])
+    np.testing.assert_array_equal(chief["mask_digests"], one_replica_run["mask_digests"])
+    _assert_same_training(chief, other)
+    _assert_same_training(one_replica_run, chief)
+
+    # The ensemble recipe: the chief writes the run, the other worker its
+    # own copy beside it (same tickets).
+    runs = [RunDirectory.open(tmp_path / "dst"), RunDirectory.open(tmp_path / "dst.worker-1")]
+    assert all(run.complete for run in runs)
+    for a, b in zip(*(run.load_tickets()[0].get_weights() for run in runs)):
+        np.testing.assert_array_equal(a, b)
+
+
+class _FakeMultiWorker:
+    """A strategy's `cluster_resolver` as MultiWorkerMirroredStrategy has it."""
+
+    def __init__(self, cluster, task_type, task_id):
+        self.cluster_resolver = types.SimpleNamespace(
+            cluster_spec=lambda: types.SimpleNamespace(as_dict=lambda: cluster),
+            task_type=task_type, task_id=task_id)
+
+
+@pytest.mark.parametrize("cluster, task_type, task_id, chief, directory", [
+    ({}, None, None, True, "runs/dst"),  # no TF_CONFIG: one machine
+    ({"worker": ["a:1", "b:1"]}, "worker", 0, True, "runs/dst"),
+    ({"worker": ["a:1", "b:1"]}, "worker", 1, False, "runs/dst.worker-1"),
+    ({"chief": ["a:1"], "worker": ["b:1"]}, "chief", 0, True, "runs/dst"),
+    ({"chief": ["a:1"], "worker": ["b:1"]}, "worker", 0, False, "runs/dst.worker-0"),
+])
+def test_only_the_chief_writes_the_run_directory(cluster, task_type, task_id, chief,
+                                                  directory):
+    strategy = _FakeMultiWorker(cluster, task_type, task_id)
+    assert distribute.is_chief(strategy) is chief
+    assert distribute.worker_directory("runs/dst", strategy) == directory
+    if not chief:  # a trailing slash must not put the copy inside the run
+        assert distribute.worker_directory("runs/dst/", strategy) == directory
+    assert distribute.worker_directory("runs/dst", None) == "runs/dst"
 
 
 def test_default_strategy_is_none():

@@ -18,12 +18,6 @@ import tensorflow_datasets as tfds
 
 from freetickets_tf import pipelines
 
-# tf.data does not depend on the Keras backend: the JAX run of CI skips these.
-pytestmark = pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="backend-independent tf.data pipelines: run with the TensorFlow backend")
-
-
 def batches(ds):
     return [(x.numpy(), y.numpy()) for x, y in ds]
 
