@@ -17,6 +17,8 @@ and repairs the two places where Keras 3's `fit` fails under it
 (keras-team/keras#20585; see `_multi_worker_fit`). Every worker runs the same
 command; the chief writes the run directory and the others write beside it
 (`worker_directory`), so that each can resume from its own checkpoint.
+After an interruption, start every worker again; the recipes first check
+that all workers would resume from the same point (`check_workers_agree`).
 
 Example:
 
@@ -188,6 +190,30 @@ def worker_directory(run_dir, strategy):
         return run_dir
     task_type, task_id = _task(strategy)
     return f"{os.path.normpath(run_dir)}.{task_type}-{task_id}"
+
+
+def check_workers_agree(strategy, what, values, advice=""):
+    """Raises `RuntimeError` unless every worker of a multi-worker cluster
+    passes the same `values` (a sequence of ints); a no-op on one machine.
+
+    A collective operation: every worker must call it, in the same order.
+
+    Args:
+        strategy: The strategy, or None.
+        what: What `values` are, for the message.
+        values: This worker's integers.
+        advice: What to do about a disagreement, appended to the message.
+    """
+    if _task(strategy) is None:
+        return
+    import tensorflow as tf
+
+    local = tf.constant([list(values)], tf.int64)
+    rows = [tuple(row) for row in strategy.gather(local, axis=0).numpy().tolist()]
+    if len(set(rows)) > 1:
+        raise RuntimeError(
+            f"The workers disagree on {what}: {sorted(set(rows))}. {advice}".strip()
+        )
 
 
 def scope(strategy):

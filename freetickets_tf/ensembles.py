@@ -309,6 +309,21 @@ class _Recipe:
         )
         self.batch = self.train.batch_size
         self.steps_per_epoch = self.train.steps_per_epoch
+        distribute.check_workers_agree(
+            self.strategy, "where to resume (finished tickets, checkpoint number)",
+            self.progress(),
+            advice=f"They were stopped between one worker's write and another's. "
+                   f"Copy the chief's {run_dir} over the other workers' copies "
+                   f"({distribute.worker_directory(run_dir, self.strategy)} on "
+                   "this one) and start all of them again.")
+
+    def progress(self):
+        """(finished tickets, number of the checkpoint to resume from or 0):
+        equal on every worker of a cluster that can resume together."""
+        record = self.run.manifest.get("checkpoint") or {}
+        finished = self.run.finished_members
+        live = record and record.get("member") not in finished
+        return len(finished), record.get("serial", 0) if live else 0
 
     def say(self, message):
         if self.config.verbose:

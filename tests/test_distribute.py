@@ -106,12 +106,19 @@ def test_two_workers_on_localhost_agree_and_match_one_replica(one_replica_run, t
 
 
 class _FakeMultiWorker:
-    """A strategy's `cluster_resolver` as MultiWorkerMirroredStrategy has it."""
+    """A strategy's `cluster_resolver` as MultiWorkerMirroredStrategy has it,
+    and a `gather` that adds the other workers' `rows` to this one's."""
 
-    def __init__(self, cluster, task_type, task_id):
+    def __init__(self, cluster, task_type, task_id, rows=()):
         self.cluster_resolver = types.SimpleNamespace(
             cluster_spec=lambda: types.SimpleNamespace(as_dict=lambda: cluster),
             task_type=task_type, task_id=task_id)
+        self.rows = list(rows)
+
+    def gather(self, value, axis):
+        assert axis == 0
+        return types.SimpleNamespace(
+            numpy=lambda: np.concatenate([np.asarray(value), np.array(self.rows)]))
 
 
 @pytest.mark.parametrize("cluster, task_type, task_id, chief, directory", [
@@ -166,3 +173,15 @@ def test_not_a_strategy_is_a_clear_error():
 def test_strategies_name_the_backend_and_the_alternative():
     with pytest.raises(NotImplementedError, match=keras.backend.backend()):
         distribute.get_strategy("mirrored")
+
+
+@TENSORFLOW_ONLY
+def test_workers_that_would_resume_from_different_points_are_stopped():
+    two_workers = {"worker": ["a:1", "b:1"]}
+    agree = _FakeMultiWorker(two_workers, "worker", 1, rows=[[1, 4]])
+    distribute.check_workers_agree(agree, "progress", (1, 4))
+    behind = _FakeMultiWorker(two_workers, "worker", 1, rows=[[1, 5]])
+    with pytest.raises(RuntimeError, match=r"disagree on progress: \[\(1, 4\), \(1, 5\)\]. "
+                                           "Copy the chief's"):
+        distribute.check_workers_agree(behind, "progress", (1, 4), "Copy the chief's.")
+    distribute.check_workers_agree(None, "progress", (1, 4))  # one machine: no-op
