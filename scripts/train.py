@@ -101,6 +101,9 @@ flags.DEFINE_enum("dataset", "digits", DATASETS,
                   "(prepared in --data_dir), or `folder` (--image_folder).")
 flags.DEFINE_string("image_folder", None,
                     "--dataset=folder: a folder with one sub-folder of images per class.")
+flags.DEFINE_string("image_folder_test", None,
+                    "--dataset=folder: test images, in the same class sub-folders "
+                    "(without it, the report is on the validation split).")
 flags.DEFINE_integer("image_size", 32, "--dataset=folder: images are resized to this.")
 flags.DEFINE_float("validation_fraction", 0.1, "Training data held out for selection.")
 flags.DEFINE_string("model", None, "Model name (see freetickets_tf.models.available_models()).")
@@ -182,8 +185,9 @@ def _check_method_flags():
             raise app.UsageError(
                 f"--{name} is a setting of --method in {list(users)}, not of "
                 f"--method={FLAGS.method}. Drop it, or pick one of those methods.")
-    if FLAGS.image_folder and FLAGS.dataset != "folder":
-        raise app.UsageError("--image_folder needs --dataset=folder.")
+    for name in ("image_folder", "image_folder_test"):
+        if getattr(FLAGS, name) and FLAGS.dataset != "folder":
+            raise app.UsageError(f"--{name} needs --dataset=folder.")
     if FLAGS.dataset == "folder" and not FLAGS.image_folder:
         raise app.UsageError("--dataset=folder needs --image_folder=PATH.")
     if FLAGS.cpu_devices and FLAGS.strategy not in ("mirrored", "multi_worker"):
@@ -238,23 +242,27 @@ def _config(method):
 
 
 def _load_data():
-    """`(train, validation, test, num_classes, input_shape)`: arrays for the
-    digits, a `TrainingSet` and datasets otherwise."""
+    """`(train, validation, test, test_name, num_classes, input_shape)`:
+    arrays for the digits, a `TrainingSet` and datasets otherwise."""
     import freetickets_tf as ft
 
     if FLAGS.dataset == "digits":
         (x_train, y_train), test = ft.data.load_digits(seed=FLAGS.seed)
         train, validation = ft.data.split(
             x_train, y_train, FLAGS.validation_fraction, FLAGS.seed)
-        return train, validation, test, 10, x_train.shape[1:]
+        return train, validation, test, "test set", 10, x_train.shape[1:]
     common = {"batch_size": _setting("batch_size"),
               "validation_fraction": FLAGS.validation_fraction, "seed": FLAGS.seed}
     if FLAGS.dataset == "folder":
         images = ft.pipelines.image_folder(
-            FLAGS.image_folder, (FLAGS.image_size, FLAGS.image_size), **common)
+            FLAGS.image_folder, (FLAGS.image_size, FLAGS.image_size),
+            test_path=FLAGS.image_folder_test, **common)
     else:
         images = ft.pipelines.load(FLAGS.dataset, data_dir=FLAGS.data_dir, **common)
-    return (images.train, images.validation, (images.test, None),
+    test, test_name = images.test, "test set"
+    if test is None:  # a folder without --image_folder_test
+        test, test_name = images.validation, "validation split"
+    return (images.train, images.validation, (test, None), test_name,
             images.num_classes, images.input_shape)
 
 
@@ -299,7 +307,8 @@ def main(argv):
             ft.models.get(model_name, num_classes=10, input_shape=(8, 8, 1))
         strategy = _start_devices()
         ft.distribute.check_batch_size(_setting("batch_size"), strategy)
-        train, validation, (x_test, y_test), num_classes, input_shape = _load_data()
+        (train, validation, (x_test, y_test), test_name, num_classes,
+         input_shape) = _load_data()
     except (ValueError, NotImplementedError) as error:
         raise app.UsageError(str(error)) from error
     except FileNotFoundError as error:
@@ -328,7 +337,7 @@ def main(argv):
         results[method] = (run, report)
 
     run, report = results[FLAGS.method]
-    print(f"\n{FLAGS.method} ensemble on the {FLAGS.dataset} test set, "
+    print(f"\n{FLAGS.method} ensemble on the {FLAGS.dataset} {test_name}, "
           f"density {FLAGS.density}:")
     print(HEADER)
     print(_row("ensemble", report["ensemble"], f"{run.relative_training_flops:.2f}x"))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -101,6 +102,59 @@ def test_killed_training_process_resumes_to_the_same_tickets(tmp_path):
     assert resumed.stdout.splitlines()[-1] == whole.stdout.splitlines()[-1]
 
 
+TINY = ["--model=mlp-cifar10", "--method=dst", "--nocompare", "--num_members=2",
+        "--epochs=1", "--batch_size=8", "--update_frequency=2", "--density=0.3",
+        "--verbose=0"]
+
+
+def _report(printed, evaluated_on):
+    lines = printed.splitlines()
+    start = next(i for i, l in enumerate(lines)
+                 if l.startswith(f"dst ensemble on the {evaluated_on}"))
+    accuracy, nll, ece = map(float, lines[start + 2].split()[1:4])
+    assert 0 <= accuracy <= 1 and nll > 0 and 0 <= ece <= 1
+    assert [lines[start + 3].split()[:2], lines[start + 4].split()[:2]] == [
+        ["member", "0"], ["member", "1"]]
+
+
+def test_main_job_on_tensorflow_datasets_mock_data(tmp_path, no_network, run_main,
+                                                   capsys):
+    import tensorflow_datasets as tfds
+
+    from freetickets_tf.scripts import train
+
+    with tfds.testing.mock_data(num_examples=40):
+        run_main(train, *TINY, "--dataset=cifar10", f"--data_dir={tmp_path / 'data'}",
+                 f"--output_dir={tmp_path / 'runs'}")
+    _report(capsys.readouterr().out, "cifar10 test set")
+    run = RunDirectory.open(tmp_path / "runs" / "dst")
+    assert run.complete and run.manifest["config"]["batch_size"] == 8
+    ticket = run.load_tickets()[0]
+    assert ticket.input_shape == (None, 32, 32, 3) and ticket.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("test_folder, evaluated_on", [
+    (True, "folder test set"), (False, "folder validation split")])
+def test_main_job_on_a_folder_of_images(test_folder, evaluated_on, tmp_path, run_main,
+                                        capsys):
+    from freetickets_tf.scripts import train
+
+    rng = np.random.default_rng(0)
+    for split, count in (("images", 12), ("test_images", 3)):
+        for label, name in enumerate(["cat", "dog", "fox"]):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(count):
+                image = rng.integers(0, 100, (20, 24, 3)) + 60 * label
+                keras.utils.save_img(str(tmp_path / split / name / f"{i}.png"), image,
+                                     scale=False)
+    test_flags = [f"--image_folder_test={tmp_path / 'test_images'}"] if test_folder else []
+    run_main(train, *TINY, "--dataset=folder", f"--image_folder={tmp_path / 'images'}",
+             *test_flags, "--image_size=16", f"--output_dir={tmp_path / 'runs'}")
+    _report(capsys.readouterr().out, evaluated_on)
+    ticket = RunDirectory.open(tmp_path / "runs" / "dst").load_tickets()[0]
+    assert ticket.input_shape == (None, 16, 16, 3) and ticket.output_shape == (None, 3)
+
+
 def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch):
     from freetickets_tf.scripts import train
 
@@ -146,6 +200,7 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
         (["--strategy=horovod"], "mirrored"),
         (["--dataset=cifar10", "--data_dir=/nonexistent"], "--data_dir"),
         (["--dataset=folder"], "--image_folder"),
+        (["--image_folder_test=x"], "--image_folder_test needs --dataset=folder"),
         (["--precision=float16"], "mixed_bfloat16"),
     ],
 )
