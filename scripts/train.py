@@ -329,7 +329,7 @@ def main(argv):
         own_dir = ft.distribute.worker_directory(run_dir, strategy)
         if FLAGS.overwrite and os.path.isdir(own_dir):
             shutil.rmtree(own_dir)
-        print(f"\n=== {method} -> {run_dir}", flush=True)
+        print(f"\n=== {method} -> {own_dir}", flush=True)
         run = ft.ensembles.train_ensemble(
             method, build, train, validation, configs[method], run_dir, strategy)
         ensemble = run.ensemble_model(return_member_probabilities=True)

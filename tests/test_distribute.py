@@ -175,7 +175,6 @@ def test_strategies_name_the_backend_and_the_alternative():
         distribute.get_strategy("mirrored")
 
 
-@TENSORFLOW_ONLY
 def test_workers_that_would_resume_from_different_points_are_stopped():
     two_workers = {"worker": ["a:1", "b:1"]}
     agree = _FakeMultiWorker(two_workers, "worker", 1, rows=[[1, 4]])

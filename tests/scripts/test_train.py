@@ -164,7 +164,8 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
         seen[method] = config
         raise SystemExit(0)
 
-    monkeypatch.setattr(train, "_load_data", lambda: ((None, None), None, (None, None), 10, (32, 32, 3)))
+    no_data = ((None, None), None, (None, None), "test set", 10, (32, 32, 3))
+    monkeypatch.setattr(train, "_load_data", lambda: no_data)
     monkeypatch.setattr("freetickets_tf.ensembles.train_ensemble", record)
     folder = os.path.join(os.path.dirname(train.__file__), "flags")
     with pytest.raises(SystemExit):
