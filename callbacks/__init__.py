@@ -1,5 +1,6 @@
 """Keras callbacks of freetickets_tf (installed as `freetickets_tf.callbacks`)."""
 
+from freetickets_tf.callbacks.dynamic_sparsity import GROWTH_BATCHES
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
@@ -9,6 +10,7 @@ from freetickets_tf.callbacks.training_checkpoint import TrainingCheckpoint
 from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 
 __all__ = [
+    "GROWTH_BATCHES",
     "DynamicSparsityCallback",
     "EDSTCallback",
     "PeriodicSnapshots",

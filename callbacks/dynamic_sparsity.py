@@ -19,6 +19,12 @@ from ._step_counter import StepCounter
 from ._step_counter import optimizer_step
 
 
+# Where the growth gradient's batch comes from: a "fresh" batch drawn for the
+# update (SPEC §3), or the "last" training batch, as the original (whose
+# `truncate_weights` reads the `.grad` the last step left).
+GROWTH_BATCHES = ("fresh", "last")
+
+
 def _is_array_pair(data):
     return (
         isinstance(data, tuple)
@@ -86,6 +92,17 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             makes the same updates as an uninterrupted one.
         verbose: 1 prints one line per update.
         batch_size: Size of the growth batch when `data` is a tuple of arrays.
+        prune_dense_layers: Rewire layers that have no inactive weights too
+            (the original's quirk: their `ceil(p * N)` smallest weights are
+            zeroed and regrown at zero each update). False (SPEC §3) leaves
+            them alone.
+        growth_batch: `"fresh"`: the growth gradient is taken on a batch
+            drawn for the update (SPEC §3). `"last"`: on the batch of the
+            training step that triggered the update, at the weights before
+            that step, as the original's `.grad`. `"last"` needs `data` to be
+            the `pipelines.TrainingSet` that `fit` trains on, from epoch 0
+            (`train.epochs(...)`), and `steps_per_execution=1`; EDST's
+            global exploration then uses the last batch of the epoch before.
 
     Attributes:
         updates_done: Topology updates run by this callback object so far
@@ -116,6 +133,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         seed=None,
         verbose=0,
         batch_size=128,
+        prune_dense_layers=False,
+        growth_batch="fresh",
     ):
         super().__init__()
         self.update_frequency = check_int("update_frequency", update_frequency, 1)
@@ -138,13 +157,25 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 "of (x, y) batches, or an (x, y) tuple of training arrays. "
                 "Or choose growth='random' or 'momentum'."
             )
+        self.growth_batch = check_choice("growth_batch", growth_batch, GROWTH_BATCHES)
+        if growth_batch == "last" and (
+                growth != "gradient" or not isinstance(data, pipelines.TrainingSet)):
+            raise ValueError(
+                "growth_batch='last' takes the gradient of the batch each step "
+                "trained on: it needs growth='gradient' and `data` = the "
+                "freetickets_tf.pipelines.TrainingSet that `fit` trains on "
+                "(`train.epochs(...)`).")
         self.data = data
+        self.prune_dense_layers = bool(prune_dense_layers)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.seed = seed
         self.verbose = verbose
         self.batch_size = check_int("batch_size", batch_size, 1)
         self._prepared_for = None
         self._steps = StepCounter()
+        # growth_batch="last": (step, gradients) of the last training batch,
+        # taken before its step ran.
+        self._last_gradient = None
         # Counts `update_topology` calls in this process, so that other
         # callbacks (training FLOPs) can tell when the masks changed.
         self.updates_done = 0
@@ -223,6 +254,15 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         return x[index], y[index]
 
     def _growth_scores(self, step):
+        if self.growth == "gradient" and self.growth_batch == "last":
+            if self._last_gradient is not None and self._last_gradient[0] == step:
+                return list(self._last_gradient[1])
+            if step < 1:
+                raise ValueError("growth_batch='last' has no last batch before "
+                                 "the first training step.")
+            # Called outside the batch hooks (by hand): the last batch at
+            # the weights after its step.
+            return list(self._gradient_fn(*self.data.training_batch(step - 1)))
         if self.growth == "gradient":
             return list(self._gradient_fn(*self._growth_batch(step)))
         if self.growth == "momentum":
@@ -257,7 +297,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 else ()
             )
             seed = int(_step_rng(self.seed, step, i).integers(2**31))
-            moved += rewiring.rewire(mk, death_rate, self.death, scores, seed, slots)
+            moved += rewiring.rewire(mk, death_rate, self.death, scores, seed, slots,
+                                     skip_dense=not self.prune_dense_layers)
         self.updates_done += 1
         stats = {
             "weights_moved": moved,
@@ -284,7 +325,27 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._prepare()
+        if self.growth_batch == "last" and self.model.steps_per_execution != 1:
+            raise ValueError(
+                "growth_batch='last' needs the weights before each update's "
+                "last step: compile with steps_per_execution=1 (got "
+                f"{self.model.steps_per_execution}), or use growth_batch='fresh'.")
         self._last_step = self._steps.read(self.model)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.growth_batch != "last":
+            return
+        step = self._steps.after_batch(batch) - 1  # steps done before this one
+        last_of_epoch = batch + 1 == (self.params or {}).get("steps")
+        # The gradient is needed before this step changes the weights: for an
+        # update due after it, or for an update at the epoch's end (EDST's
+        # global exploration).
+        if self._update_due(step, step + 1) or last_of_epoch:
+            # Touching `self.model` syncs JAX's live training state into the
+            # variables the gradient function reads.
+            _ = self.model
+            gradients = self._gradient_fn(*self.data.training_batch(step))
+            self._last_gradient = (step + 1, gradients)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._moved_this_epoch = 0

@@ -25,6 +25,7 @@ from freetickets_tf import io
 from freetickets_tf import schedules
 from freetickets_tf import tickets
 from freetickets_tf import layers
+from freetickets_tf import optimizers
 from freetickets_tf import topology
 from freetickets_tf.densities import erk_densities
 from freetickets_tf.masking import init_masks
@@ -79,6 +80,7 @@ __all__ = [
     "masked_kernels",
     "metrics",
     "models",
+    "optimizers",
     "overall_density",
     "pipelines",
     "plots",

@@ -31,6 +31,7 @@ import json
 import math
 import os
 import typing
+import warnings
 
 import keras
 
@@ -38,11 +39,16 @@ from freetickets_tf import distribute
 from freetickets_tf import flops
 from freetickets_tf import losses
 from freetickets_tf import masking
+from freetickets_tf import optimizers
 from freetickets_tf import pipelines
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_density
 from freetickets_tf._validation import check_int
+from freetickets_tf._validation import check_momentum
+from freetickets_tf._validation import check_positive
+from freetickets_tf._validation import check_weight_decay
+from freetickets_tf.callbacks.dynamic_sparsity import GROWTH_BATCHES
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
@@ -63,7 +69,8 @@ METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
 @dataclasses.dataclass
 class EnsembleConfig:
     """Settings of an ensemble run. Defaults are the original's CIFAR ones
-    (SPEC §4) except `epochs`; scale them down for small data.
+    (SPEC §4), and train as the original code does (coupled weight decay,
+    per-member data order); scale `epochs` down for small data.
 
     Attributes:
         num_members: Tickets M (`dense` always trains one).
@@ -87,7 +94,13 @@ class EnsembleConfig:
         large_death_rate: EDST's global-exploration death rate `q`.
         death: `"magnitude"` or `"set"`.
         growth: `"gradient"`, `"random"` or `"momentum"`.
-        reset_optimizer_state: Zero the optimizer slots of grown weights.
+        reset_optimizer_state: Zero the optimizer slots of grown weights
+            (RigL); False keeps them, as the original.
+        prune_dense_layers: Rewire layers at density 1 too, as the
+            original's `truncate_weights` (SPEC §3 skips them).
+        growth_batch: `"fresh"` (a batch drawn for each update, SPEC §3) or
+            `"last"` (the batch the update's step trained on, as the
+            original).
         batch_size: Global batch size (for array data; a `TrainingSet`
             brings its own).
         learning_rate: Initial learning rate of SGD (EDST: exploration rate).
@@ -101,8 +114,15 @@ class EnsembleConfig:
         exploration_milestones: EDST: epochs of exploration where its rate
             drops × 0.1 (ImageNet: 30, 60, 90).
         label_smoothing: Of the cross-entropy loss (ImageNet: 0.1).
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
+        momentum: SGD momentum, in [0, 1).
+        weight_decay: SGD weight decay, finite and >= 0.
+        weight_decay_mode: `"coupled"`: `torch.optim.SGD`'s L2, `wd * w`
+            added to the gradient before the momentum, as the original
+            (`optimizers.TorchSGD`). `"decoupled"`: Keras' `SGD` with its
+            decoupled `weight_decay` (about 10x weaker at momentum 0.9).
+        weight_decay_scope: `"all"` trainable parameters (weights, biases,
+            normalisation scales and offsets: the original) or `"kernels"`
+            only (parameters with two or more dimensions).
         finetune_epochs: PF: fine-tuning epochs after pruning.
         finetune_learning_rate: PF: constant fine-tuning learning rate.
         selection: `"best"` validation checkpoint per ticket, or `"last"`.
@@ -110,7 +130,9 @@ class EnsembleConfig:
             `snapshots/` (for `evaluate(..., modes=["tsne"])`); None keeps
             none. Not for `pf`.
         monitor: The validation log that selects checkpoints.
-        seed: Seed of member 0; member m uses `seed + m`.
+        seed: Seed of member 0; member m uses `seed + m`, for its
+            initialisation, mask and data order (array data; a
+            `TrainingSet` member m shuffles with its own `seed + m`).
         verbose: Keras `fit` verbosity; 0 also silences the recipe's lines.
         jit_compile: Passed to `compile` (`"auto"`, True or False).
     """
@@ -130,6 +152,8 @@ class EnsembleConfig:
     death: str = "magnitude"
     growth: str = "gradient"
     reset_optimizer_state: bool = True
+    prune_dense_layers: bool = False
+    growth_batch: str = "fresh"
     batch_size: int = 128
     learning_rate: float = 0.1
     lr_milestones: tuple = (0.5, 0.75)
@@ -140,6 +164,8 @@ class EnsembleConfig:
     label_smoothing: float = 0.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    weight_decay_mode: str = "coupled"
+    weight_decay_scope: str = "all"
     finetune_epochs: int = 10
     finetune_learning_rate: float = 0.001
     selection: str = "best"
@@ -167,14 +193,24 @@ class EnsembleConfig:
                 f"Invalid `update_end_fraction`: {self.update_end_fraction!r}. "
                 "Expected a fraction in (0, 1], or None (update to the end)."
             )
+        check_choice("growth_batch", self.growth_batch, GROWTH_BATCHES)
+        if self.growth_batch == "last" and self.growth != "gradient":
+            raise ValueError(
+                "Invalid `growth_batch`: 'last' chooses the batch of the growth "
+                f"gradient; growth={self.growth!r} uses none. Use 'fresh'.")
+        check_momentum(self.momentum)
+        check_weight_decay(self.weight_decay)
+        check_choice("weight_decay_mode", self.weight_decay_mode,
+                     optimizers.WEIGHT_DECAY_MODES)
+        check_choice("weight_decay_scope", self.weight_decay_scope,
+                     optimizers.WEIGHT_DECAY_SCOPES)
         check_int("batch_size", self.batch_size, 1)
         check_int("finetune_epochs", self.finetune_epochs, 1)
         check_int("seed", self.seed, 0)
         check_int("snapshot_every", self.snapshot_every, 1, allow_none=True)
         check_choice("selection", self.selection, SELECTIONS)
         for name in ("learning_rate", "finetune_learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"Invalid `{name}`: {getattr(self, name)!r}. Expected > 0.")
+            check_positive(name, getattr(self, name))
         check_int("warmup_epochs", self.warmup_epochs, 0)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(
@@ -259,10 +295,12 @@ def _training_set(data, batch_size, seed):
     )
 
 
-def _growth_data(data, train):
-    """What the DST callback draws its growth batches from: the arrays
-    themselves (a batch chosen by the step's seed), else the training set."""
-    if isinstance(data, (tuple, list)) or hasattr(data, "element_spec"):
+def _growth_data(data, train, growth_batch):
+    """What the DST callback draws its growth batches from: the training set,
+    so that they are preprocessed as the training batches (uint8 images
+    scaled), or for fresh batches a user's dataset itself, cycled (skipping
+    to batch `step` of it at every update would cost ever more)."""
+    if hasattr(data, "element_spec") and growth_batch == "fresh":
         return data
     return train
 
@@ -297,12 +335,19 @@ class _Recipe:
         self.method = method
         self.build_model = build_model
         self.train = _training_set(train_data, config.batch_size, config.seed)
-        self.growth_data = _growth_data(train_data, self.train)
+        self.train_data = train_data
         self.validation_data = validation_data
         self.config = config
         self.strategy = distribute.check_strategy(strategy)
         distribute.check_batch_size(self.train.batch_size, self.strategy)
         self.num_members = 1 if method == "dense" else config.num_members
+        independent_runs = method != "edst" and self.num_members > 1
+        if independent_runs and self.member_train(1) is self.train:
+            warnings.warn(
+                "The members train on a tf.data.Dataset in its own order, the "
+                "same for all of them (the original shuffles each run with its "
+                "own seed). Pass arrays or a freetickets_tf.pipelines "
+                "TrainingSet for per-member orders.", stacklevel=3)
         self.run = RunDirectory.create(
             distribute.worker_directory(run_dir, self.strategy), method,
             self.num_members, config.to_dict()
@@ -324,6 +369,14 @@ class _Recipe:
         finished = self.run.finished_members
         live = record and record.get("member") not in finished
         return len(finished), record.get("serial", 0) if live else 0
+
+    def member_train(self, member):
+        """The training set of `member` (None: EDST's one run): member m
+        shuffles and augments with seed `seed + m` (SPEC §4), a function of
+        (seed, member, epoch) only, so a resumed member sees the same batches."""
+        if member is None:
+            return self.train
+        return self.train.with_seed(self.train.seed + member)
 
     def say(self, message):
         if self.config.verbose:
@@ -349,7 +402,6 @@ class _Recipe:
         return model
 
     def compile(self, model, learning_rate):
-        config = self.config
         with distribute.scope(self.strategy):
             self._compile(model, learning_rate)
         return model
@@ -357,21 +409,20 @@ class _Recipe:
     def _compile(self, model, learning_rate):
         config = self.config
         model.compile(
-            optimizer=keras.optimizers.SGD(
-                learning_rate,
-                momentum=config.momentum,
-                weight_decay=config.weight_decay or None,
-            ),
+            optimizer=optimizers.make_sgd(
+                learning_rate, config.momentum, config.weight_decay,
+                config.weight_decay_mode, config.weight_decay_scope),
             loss=losses.classification_loss(
                 output_kind(model) == "logits", config.label_smoothing),
             metrics=["accuracy"],
             jit_compile=config.jit_compile,
         )
 
-    def dst_callback(self, seed, end_step=None):
+    def dst_callback(self, seed, member, end_step=None):
         config = self.config
         return DynamicSparsityCallback(
-            data=self.growth_data,
+            data=_growth_data(self.train_data, self.member_train(member),
+                              config.growth_batch),
             update_frequency=config.update_frequency,
             death_rate=config.death_rate,
             death_rate_schedule=config.death_rate_schedule,
@@ -381,6 +432,8 @@ class _Recipe:
             end_step=end_step,
             seed=seed,
             batch_size=config.batch_size,
+            prune_dense_layers=config.prune_dense_layers,
+            growth_batch=config.growth_batch,
         )
 
     def flops_callback(self, sparsity_callback=None, initial_flops=0.0):
@@ -412,10 +465,14 @@ class _Recipe:
         return Resumed(model, state["epoch"], state.get("training_flops") or 0.0, best)
 
     def fit(self, model, epochs, callbacks, initial_epoch=0, member=None,
-            checkpoint=None):
+            checkpoint=None, member_of_run=None):
         """`model.fit` on the training set from `initial_epoch`.
 
         Args:
+            member: The member of snapshots (an int, an epoch -> member
+                function for EDST, or None for no snapshots).
+            member_of_run: The member whose training set (order) this run
+                trains on; None for EDST's one run.
             checkpoint: `(snapshot, flops_callback, state)` for a
                 `TrainingCheckpoint` after every epoch, or None.
         """
@@ -430,7 +487,7 @@ class _Recipe:
         if isinstance(self.validation_data, (tuple, list)):
             validation["validation_batch_size"] = config.batch_size
         return model.fit(
-            self.train.epochs(initial_epoch, epochs),
+            self.member_train(member_of_run).epochs(initial_epoch, epochs),
             steps_per_epoch=self.steps_per_epoch,
             validation_data=self.validation_data,
             epochs=epochs,
@@ -480,7 +537,8 @@ class _Recipe:
             return model, counter
         self.fit(model, epochs, callbacks, resumed.epoch,
                  member=member if ticket else None,
-                 checkpoint=(snapshot, counter, {"member": member, "stage": stage}))
+                 checkpoint=(snapshot, counter, {"member": member, "stage": stage}),
+                 member_of_run=member)
         return model, counter
 
     def step_decay(self, epochs):
@@ -563,7 +621,7 @@ def train_dst_ensemble(build_model, train_data, validation_data=None, config=Non
         recipe.fit_member(
             member, seed, "train",
             lambda: recipe.compile(recipe.new_sparse_model(seed), config.learning_rate),
-            config.epochs, sparsity_callback=recipe.dst_callback(seed, end_step))
+            config.epochs, sparsity_callback=recipe.dst_callback(seed, member, end_step))
 
     return _train_members(recipe, train_member)
 
@@ -687,7 +745,7 @@ def train_edst_ensemble(build_model, train_data, validation_data=None, config=No
     if resumed is None:
         model = recipe.compile(recipe.new_sparse_model(seed), config.learning_rate)
         resumed = Resumed(model, 0, 0.0, None)
-    dst = recipe.dst_callback(seed)
+    dst = recipe.dst_callback(seed, None)
     counter = recipe.flops_callback(dst, resumed.training_flops)
     schedule = config.edst_schedule()
     edst = EDSTCallback(

@@ -43,13 +43,13 @@ Example:
 """
 
 import math
-import numbers
 import warnings
 
 import keras
 
 from freetickets_tf import layers as masked_layers
 from freetickets_tf._validation import check_int
+from freetickets_tf._validation import check_real
 from freetickets_tf.masking import _leaf_layers
 from freetickets_tf.topology import count_active
 
@@ -85,16 +85,7 @@ def _check_model(model):
 
 def _check_count(name, value):
     """A non-negative real number of FLOPs."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(
-            f"Invalid `{name}`: {value!r}. Expected a non-negative number of FLOPs."
-        )
-    return float(value)
+    return check_real(name, value, lambda v: v >= 0.0, "a non-negative number of FLOPs")
 
 
 def _graph(model):

@@ -32,6 +32,7 @@ Example:
 ...           validation_data=cifar.validation)
 """
 
+import copy
 import dataclasses
 import math
 import numbers
@@ -352,6 +353,33 @@ class TrainingSet:
             _plain(lambda e: self._epoch(self._key(_TRAIN_STREAM, e))))
         return ds.prefetch(_autotune())
 
+    def with_seed(self, seed):
+        """The same examples with another order and augmentation: a copy
+        whose epochs and growth stream follow `seed` (the ensemble recipes
+        give member m the seed `seed + m`, as the original's runs).
+
+        Example:
+
+        >>> member_1 = train.with_seed(train.seed + 1)
+        """
+        other = copy.copy(self)
+        other.seed = check_int("seed", seed, 0)
+        return other
+
+    def training_batch(self, step):
+        """The batch that `epochs(0, ...)` yields at 0-based position `step`
+        (epoch `step // steps_per_epoch`): the batch that optimizer step
+        `step + 1` of a run from epoch 0 trains on.
+
+        Example:
+
+        >>> x, y = train.training_batch(train.steps_per_epoch)  # epoch 1's first
+        """
+        step = check_int("step", step, 0)
+        epoch, index = divmod(step, self.steps_per_epoch)
+        batches = self._epoch(self._key(_TRAIN_STREAM, epoch), skip_batches=index)
+        return next(iter(batches.take(1)))
+
     def growth_batches(self, seed=0, start=0):
         """An endless stream of augmented training batches for the growth
         gradient of dynamic sparse training, independent of the training
@@ -470,6 +498,11 @@ class _DatasetTrainingSet(TrainingSet):
 
     def _epoch(self, key, drop_remainder=False, skip_batches=0):
         return self.dataset.skip(skip_batches)
+
+    def with_seed(self, seed):
+        """Itself: a user's dataset brings its own order, which no seed
+        changes."""
+        return self
 
 
 def from_dataset(dataset):

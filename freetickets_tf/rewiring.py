@@ -14,7 +14,7 @@ GROWTH_MODES = ("gradient", "random", "momentum")
 
 
 def rewire(masked_kernel, death_rate, death="magnitude", scores=None, seed=None,
-           slots=()):
+           slots=(), skip_dense=True):
     """Moves `ceil(death_rate * n_active)` weights of one masked kernel.
 
     Args:
@@ -25,6 +25,10 @@ def rewire(masked_kernel, death_rate, death="magnitude", scores=None, seed=None,
             `None` grows at random.
         seed: Seed for random growth (int or `keras.random.SeedGenerator`).
         slots: Optimizer slot variables to zero at the grown positions.
+        skip_dense: Leave a kernel without inactive weights (ERK may give a
+            layer density 1) alone (SPEC §3). False rewires it too, as the
+            original's `truncate_weights`: its `n` smallest weights are
+            dropped and, being the only inactive positions, regrown at zero.
 
     Returns:
         The number of positions active now that were not before.
@@ -33,8 +37,8 @@ def rewire(masked_kernel, death_rate, death="magnitude", scores=None, seed=None,
     # A snapshot: on TensorFlow `.value` is the live variable, which the
     # assignments below would change under our feet.
     mask = ops.copy(mk.mask.value)
-    if int(ops.convert_to_numpy(ops.all(mask))):
-        return 0  # dense layers (ERK may give density 1) are left alone
+    if skip_dense and int(ops.convert_to_numpy(ops.all(mask))):
+        return 0
     n = topology.drop_count(mask, death_rate)
     if n == 0:
         return 0

@@ -16,6 +16,8 @@ Example:
 import functools
 import re
 
+from .initializers import INITIALIZERS
+from .initializers import check_initializer
 from .lenet import lenet5
 from .lenet import lenet300_100
 from .mlp import mlp
@@ -36,6 +38,9 @@ _WRN_PATTERN = re.compile(r"wrn-(\d+)-(\d+)")
 # `lenet5-x<k>`: LeNet-5 with every hidden size times k (sparse tickets need
 # room: the plain LeNet-5 is too small for them to pay off).
 _WIDE_LENET_PATTERN = re.compile(r"lenet5-x([1-9]\d*)")
+# `mlp-<units>-<units>...`: an MLP with those hidden layers ("mlp-1024-512" is
+# MLP-CIFAR10's shape), for width studies.
+_MLP_PATTERN = re.compile(r"mlp((?:-[1-9]\d*)+)")
 
 # Maps a name to its builder and the default input shape of its data set.
 _BUILDERS = {
@@ -54,7 +59,8 @@ _BUILDERS = {
 def available_models():
     """Returns the fixed model names that `get` accepts.
 
-    Besides these, `get` accepts any `"wrn-<depth>-<width>"`.
+    Besides these, `get` accepts any `"wrn-<depth>-<width>"`,
+    `"lenet5-x<k>"` and `"mlp-<units>-<units>..."`.
 
     Returns:
         A list of model names.
@@ -67,24 +73,30 @@ def available_models():
     return list(_WRN_NAMES) + list(_BUILDERS)
 
 
-def get(name, num_classes=10, input_shape=None):
+def get(name, num_classes=10, input_shape=None, initializer="original"):
     """Builds a model by its FreeTickets name.
 
     Args:
         name: One of `available_models()`, `"wrn-<depth>-<width>"` for any
             valid Wide ResNet depth and width, e.g. `"wrn-16-4"`, or
-            `"lenet5-x<k>"` for LeNet-5 `k` times wider.
+            `"lenet5-x<k>"` for LeNet-5 `k` times wider, or
+            `"mlp-<units>-..."` for an MLP with those hidden layers (e.g.
+            `"mlp-2048-1024"`; default input 28x28x1).
         num_classes: Number of output logits.
         input_shape: Shape of one input image. Defaults to `(32, 32, 3)` for
             Wide ResNets, VGGs, `"resnet18"`, `"resnet34"` and
             `"mlp-cifar10"`, `(224, 224, 3)` for `"resnet50"`, and
             `(28, 28, 1)` for LeNets.
+        initializer: `"original"`, the initial weights of the original
+            code's PyTorch model (PyTorch's defaults for the LeNets, the MLP
+            and VGG; He-normal fan-out convs for the ResNets), or
+            `"glorot"`, Keras' layer defaults; see `models.initializers`.
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
 
     Raises:
-        ValueError: If `name` is unknown.
+        ValueError: If `name` or `initializer` is unknown.
 
     Example:
 
@@ -92,6 +104,7 @@ def get(name, num_classes=10, input_shape=None):
     >>> model.output_shape
     (None, 100)
     """
+    check_initializer(initializer)
     match = _WRN_PATTERN.fullmatch(name)
     if match:
         depth, width = (int(group) for group in match.groups())
@@ -100,6 +113,7 @@ def get(name, num_classes=10, input_shape=None):
             width=width,
             num_classes=num_classes,
             input_shape=input_shape or _CIFAR_SHAPE,
+            initializer=initializer,
         )
     match = _WIDE_LENET_PATTERN.fullmatch(name)
     if match:
@@ -107,20 +121,28 @@ def get(name, num_classes=10, input_shape=None):
             num_classes=num_classes,
             input_shape=input_shape or _MNIST_SHAPE,
             width=int(match.group(1)),
+            initializer=initializer,
         )
+    match = _MLP_PATTERN.fullmatch(name)
+    if match:
+        units = tuple(int(u) for u in match.group(1)[1:].split("-"))
+        return mlp(units, num_classes, input_shape or _MNIST_SHAPE, name=name.replace("-", "_"),
+                   initializer=initializer)
     if name not in _BUILDERS:
         raise ValueError(
             f"Unknown model name {name!r}. Valid names are "
-            f"{available_models()}, any 'wrn-<depth>-<width>', or "
-            "'lenet5-x<width multiplier>'."
+            f"{available_models()}, any 'wrn-<depth>-<width>', "
+            "'lenet5-x<width multiplier>' or 'mlp-<units>-<units>...'."
         )
     builder, default_shape = _BUILDERS[name]
     return builder(
-        num_classes=num_classes, input_shape=input_shape or default_shape
+        num_classes=num_classes, input_shape=input_shape or default_shape,
+        initializer=initializer,
     )
 
 
 __all__ = [
+    "INITIALIZERS",
     "available_models",
     "get",
     "lenet300_100",

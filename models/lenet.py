@@ -9,6 +9,7 @@ that they can be cloned and sparsified layer by layer.
 import keras
 from keras import layers
 
+from . import initializers
 from .mlp import mlp
 
 
@@ -20,7 +21,8 @@ def _check_num_classes(num_classes):
         )
 
 
-def lenet5(num_classes=10, input_shape=(28, 28, 1), width=1, name=None):
+def lenet5(num_classes=10, input_shape=(28, 28, 1), width=1, name=None,
+           initializer="original"):
     """Builds the Caffe LeNet-5 that outputs logits.
 
     The network is conv5x5(20)-ReLU-maxpool, conv5x5(50)-ReLU-maxpool,
@@ -35,6 +37,9 @@ def lenet5(num_classes=10, input_shape=(28, 28, 1), width=1, name=None):
             and hidden units). Wider networks leave more room for sparsity.
         name: Model name; defaults to `"lenet5"`, or `"lenet5_x{width}"`
             when `width != 1`.
+        initializer: `"original"` (PyTorch's defaults, as the original's
+            `LeNet_5_Caffe`: kernels and biases uniform in +-1/sqrt(fan_in))
+            or `"glorot"` (Keras' defaults); see `models.initializers`.
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
@@ -53,21 +58,28 @@ def lenet5(num_classes=10, input_shape=(28, 28, 1), width=1, name=None):
         raise ValueError(
             f"`width` must be a positive integer; received width={width}."
         )
+    initializers.check_initializer(initializer)
+
+    def init(x, kernel_size=None):
+        return initializers.pytorch_default(
+            initializer, initializers.fan_in(x, kernel_size))
+
     inputs = keras.Input(shape=input_shape, name="images")
-    x = layers.Conv2D(
-        20 * width, 5, activation="relu", name="conv1"
-    )(inputs)
+    x = layers.Conv2D(20 * width, 5, activation="relu", name="conv1",
+                      **init(inputs, (5, 5)))(inputs)
     x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(50 * width, 5, activation="relu", name="conv2")(x)
+    x = layers.Conv2D(50 * width, 5, activation="relu", name="conv2",
+                      **init(x, (5, 5)))(x)
     x = layers.MaxPooling2D(2, name="pool2")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(500 * width, activation="relu", name="fc3")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
+    x = layers.Dense(500 * width, activation="relu", name="fc3", **init(x))(x)
+    outputs = layers.Dense(num_classes, name="logits", **init(x))(x)
     default_name = "lenet5" if width == 1 else f"lenet5_x{width}"
     return keras.Model(inputs, outputs, name=name or default_name)
 
 
-def lenet300_100(num_classes=10, input_shape=(28, 28, 1), name=None):
+def lenet300_100(num_classes=10, input_shape=(28, 28, 1), name=None,
+                 initializer="original"):
     """Builds the fully connected LeNet-300-100 that outputs logits.
 
     The network flattens its input and applies dense(300)-ReLU,
@@ -78,6 +90,8 @@ def lenet300_100(num_classes=10, input_shape=(28, 28, 1), name=None):
         num_classes: Number of output logits.
         input_shape: Shape of one input image, `(height, width, channels)`.
         name: Model name; defaults to `"lenet300_100"`.
+        initializer: `"original"` (PyTorch's `nn.Linear` defaults, as the
+            original's `LeNet_300_100`) or `"glorot"` (Keras' defaults).
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
@@ -91,4 +105,5 @@ def lenet300_100(num_classes=10, input_shape=(28, 28, 1), name=None):
     >>> model.count_params()
     266610
     """
-    return mlp((300, 100), num_classes, input_shape, name=name or "lenet300_100")
+    return mlp((300, 100), num_classes, input_shape, name=name or "lenet300_100",
+               initializer=initializer)

@@ -7,8 +7,11 @@ sparsified layer by layer.
 import keras
 from keras import layers
 
+from . import initializers
 
-def mlp_cifar10(num_classes=10, input_shape=(32, 32, 3), name=None):
+
+def mlp_cifar10(num_classes=10, input_shape=(32, 32, 3), name=None,
+                initializer="original"):
     """Builds the CIFAR-10 MLP that outputs logits.
 
     The network flattens its input and applies dense(1024)-ReLU,
@@ -18,6 +21,9 @@ def mlp_cifar10(num_classes=10, input_shape=(32, 32, 3), name=None):
         num_classes: Number of output logits.
         input_shape: Shape of one input image, `(height, width, channels)`.
         name: Model name; defaults to `"mlp_cifar10"`.
+        initializer: `"original"` (PyTorch's defaults, as the original's
+            `MLP_CIFAR10`: kernels and biases uniform in +-1/sqrt(fan_in)) or
+            `"glorot"` (Keras' defaults); see `models.initializers`.
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
@@ -31,13 +37,17 @@ def mlp_cifar10(num_classes=10, input_shape=(32, 32, 3), name=None):
     >>> model.output_shape
     (None, 10)
     """
-    return mlp((1024, 512), num_classes, input_shape, name=name or "mlp_cifar10")
+    return mlp((1024, 512), num_classes, input_shape, name=name or "mlp_cifar10",
+               initializer=initializer)
 
 
-def mlp(hidden_units, num_classes=10, input_shape=(32, 32, 3), name="mlp"):
+def mlp(hidden_units, num_classes=10, input_shape=(32, 32, 3), name="mlp",
+        initializer="original"):
     """Builds Flatten, then Dense-ReLU per entry of `hidden_units`, then logits.
 
     Hidden layers are named `fc1`, `fc2`, ...; the classifier `logits`.
+    `initializer` is `"original"` (PyTorch's `nn.Linear` defaults) or
+    `"glorot"` (Keras' defaults).
 
     Example:
 
@@ -49,9 +59,15 @@ def mlp(hidden_units, num_classes=10, input_shape=(32, 32, 3), name="mlp"):
             "`num_classes` must be a positive integer; "
             f"received num_classes={num_classes}."
         )
+    initializers.check_initializer(initializer)
+
+    def dense(x, units, **kwargs):
+        init = initializers.pytorch_default(initializer, initializers.fan_in(x))
+        return layers.Dense(units, **init, **kwargs)(x)
+
     inputs = keras.Input(shape=input_shape, name="images")
     x = layers.Flatten(name="flatten")(inputs)
     for i, units in enumerate(hidden_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"fc{i}")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
+        x = dense(x, units, activation="relu", name=f"fc{i}")
+    outputs = dense(x, num_classes, name="logits")
     return keras.Model(inputs, outputs, name=name)

@@ -17,6 +17,7 @@ be cloned and sparsified layer by layer.
 import keras
 from keras import layers
 
+from . import initializers
 from .wide_resnet import BN_EPSILON
 from .wide_resnet import BN_MOMENTUM
 
@@ -47,22 +48,13 @@ VARIANTS = tuple(_CONFIGS)
 _CLASSIFIER_UNITS = {"C": (512, 512), "D": (512, 512), "like": (512,)}
 
 
-def _pytorch_default_initializer():
-    # PyTorch's default `nn.Conv2d` and `nn.Linear` kernel init,
-    # kaiming_uniform(a=sqrt(5)), samples U(-1/sqrt(fan_in), 1/sqrt(fan_in));
-    # the original VGG16 keeps it. That is this variance scaling.
-    return keras.initializers.VarianceScaling(
-        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
-    )
-
-
 def _batch_norm(name):
     return layers.BatchNormalization(
         momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
     )
 
 
-def _conv_bn_relu(x, filters, kernel_size, name):
+def _conv_bn_relu(x, filters, kernel_size, name, initializer):
     """conv(kernel_size, padding 1, bias)-BN-ReLU, as PyTorch's VGG16 does."""
     if kernel_size == 3:
         # A 3x3 conv with padding 1 at stride 1 is Keras' "same" padding.
@@ -78,8 +70,8 @@ def _conv_bn_relu(x, filters, kernel_size, name):
         kernel_size,
         padding=padding,
         use_bias=True,
-        kernel_initializer=_pytorch_default_initializer(),
-        bias_initializer="zeros",
+        **initializers.pytorch_default(
+            initializer, initializers.fan_in(x, (kernel_size, kernel_size))),
         name=name,
     )(x)
     x = _batch_norm(f"{name}_bn")(x)
@@ -111,7 +103,8 @@ def _check_input_shape(variant, input_shape):
         )
 
 
-def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None):
+def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None,
+          initializer="original"):
     """Builds one of SNIP's VGG16 variants (`"C"`, `"D"`, `"like"`).
 
     The features are five groups of conv-BN-ReLU units (64, 64 | 128, 128 |
@@ -123,9 +116,9 @@ def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None):
     inputs instead of 512). The flattened features go through the
     classifier: dense(512)-ReLU-BN, dense(512)-ReLU-BN and a dense layer of
     `num_classes` logits for `"C"` and `"D"`; `"like"` has only the first
-    dense(512)-ReLU-BN before the logits. Kernels use PyTorch's default init
-    and biases start at zero; batch normalization uses PyTorch's momentum and
-    epsilon. Inputs are channels-last.
+    dense(512)-ReLU-BN before the logits. Kernels and biases use PyTorch's
+    default init (the original leaves them alone); batch normalization uses
+    PyTorch's momentum and epsilon. Inputs are channels-last.
 
     With 10 classes and 32x32x3 inputs, `"C"` has 11,323,466, `"D"`
     15,255,626 and `"like"` 14,991,946 trainable parameters.
@@ -137,6 +130,9 @@ def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None):
             at least 32x32 for `"D"` and `"like"` (five 2x2 poolings).
         name: Model name; defaults to `"vgg16_c"`, `"vgg16_d"` or
             `"vgg16_like"`.
+        initializer: `"original"` (PyTorch's defaults: kernels and biases
+            uniform in +-1/sqrt(fan_in)) or `"glorot"` (Keras' defaults); see
+            `models.initializers`.
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
@@ -165,6 +161,7 @@ def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None):
         )
 
     _check_input_shape(variant, input_shape)
+    initializers.check_initializer(initializer)
 
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
@@ -176,7 +173,7 @@ def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None):
             continue
         kernel_size, filters = entry if isinstance(entry, tuple) else (3, entry)
         x = _conv_bn_relu(
-            x, filters, kernel_size, name=f"block{group}_conv{unit}"
+            x, filters, kernel_size, f"block{group}_conv{unit}", initializer
         )
         unit += 1
 
@@ -186,16 +183,14 @@ def vgg16(variant="D", num_classes=10, input_shape=(32, 32, 3), name=None):
         # of the dropout of the ImageNet VGG.
         x = layers.Dense(
             units,
-            kernel_initializer=_pytorch_default_initializer(),
-            bias_initializer="zeros",
+            **initializers.pytorch_default(initializer, initializers.fan_in(x)),
             name=f"fc{i}",
         )(x)
         x = layers.ReLU(name=f"fc{i}_relu")(x)
         x = _batch_norm(f"fc{i}_bn")(x)
     outputs = layers.Dense(
         num_classes,
-        kernel_initializer=_pytorch_default_initializer(),
-        bias_initializer="zeros",
+        **initializers.pytorch_default(initializer, initializers.fan_in(x)),
         name="logits",
     )(x)
     return keras.Model(

@@ -9,36 +9,22 @@ with explicit names so that it can be cloned and sparsified layer by layer.
 import keras
 from keras import layers
 
+from . import initializers
+
 # PyTorch BatchNorm2d defaults: its momentum 0.1 weights the *new* batch
 # statistic, which is Keras momentum 0.9.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
 
-def _conv_initializer():
-    # He-normal over fan-out, as the original initialises every conv with
-    # normal(0, sqrt(2 / (kh * kw * out_channels))). Untruncated, to match.
-    return keras.initializers.VarianceScaling(
-        scale=2.0, mode="fan_out", distribution="untruncated_normal"
-    )
-
-
-def _dense_initializer():
-    # PyTorch's default `nn.Linear` kernel init, kaiming_uniform(a=sqrt(5)),
-    # samples U(-1/sqrt(fan_in), 1/sqrt(fan_in)); that is this variance scaling.
-    return keras.initializers.VarianceScaling(
-        scale=1.0 / 3.0, mode="fan_in", distribution="uniform"
-    )
-
-
-def _conv(filters, kernel_size, strides, name):
+def _conv(filters, kernel_size, strides, name, initializer):
     return layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
         padding="same",
         use_bias=False,
-        kernel_initializer=_conv_initializer(),
+        kernel_initializer=initializers.he_normal(initializer),
         name=name,
     )
 
@@ -54,7 +40,7 @@ def _bn_relu(x, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _basic_block(x, filters, strides, name):
+def _basic_block(x, filters, strides, name, initializer):
     """Pre-activation basic block: BN-ReLU-conv3x3, BN-ReLU-conv3x3, add.
 
     Args:
@@ -62,40 +48,42 @@ def _basic_block(x, filters, strides, name):
         filters: Number of output channels.
         strides: Stride of the first 3x3 conv (and of the projection).
         name: Prefix for the names of the block's layers.
+        initializer: See `models.initializers`.
 
     Returns:
         Output tensor of the block.
     """
     in_channels = x.shape[-1]
     preact = _bn_relu(x, name=f"{name}_preact")
-    out = _conv(filters, 3, strides, name=f"{name}_conv1")(preact)
+    out = _conv(filters, 3, strides, f"{name}_conv1", initializer)(preact)
     out = _bn_relu(out, name=f"{name}_mid")
-    out = _conv(filters, 3, 1, name=f"{name}_conv2")(out)
+    out = _conv(filters, 3, 1, f"{name}_conv2", initializer)(out)
 
     if in_channels == filters and strides == 1:
         shortcut = x
     else:
         # The original projects the *pre-activated* input, not the raw one.
-        shortcut = _conv(filters, 1, strides, name=f"{name}_shortcut_conv")(
-            preact
-        )
+        shortcut = _conv(filters, 1, strides, f"{name}_shortcut_conv",
+                         initializer)(preact)
     return layers.Add(name=f"{name}_add")([shortcut, out])
 
 
-def _group(x, num_blocks, filters, strides, name):
+def _group(x, num_blocks, filters, strides, name, initializer):
     # Only the first block of a group changes resolution and width.
     for i in range(num_blocks):
         x = _basic_block(
             x,
             filters,
             strides if i == 0 else 1,
-            name=f"{name}_block{i + 1}",
+            f"{name}_block{i + 1}",
+            initializer,
         )
     return x
 
 
 def wide_resnet(
-    depth=28, width=10, num_classes=10, input_shape=(32, 32, 3), name=None
+    depth=28, width=10, num_classes=10, input_shape=(32, 32, 3), name=None,
+    initializer="original",
 ):
     """Builds a Wide ResNet WRN-`depth`-`width` that outputs logits.
 
@@ -112,6 +100,9 @@ def wide_resnet(
         num_classes: Number of output logits.
         input_shape: Shape of one input image, `(height, width, channels)`.
         name: Model name; defaults to `"wrn_{depth}_{width}"`.
+        initializer: `"original"` (He-normal fan-out convs, PyTorch's
+            default classifier kernel with a zero bias, as the original) or
+            `"glorot"` (Keras' defaults); see `models.initializers`.
 
     Returns:
         A `keras.Model` mapping images to unnormalized logits.
@@ -141,19 +132,19 @@ def wide_resnet(
             "`num_classes` must be a positive integer; "
             f"received num_classes={num_classes}."
         )
+    initializers.check_initializer(initializer)
     num_blocks = (depth - 4) // 6
 
     inputs = keras.Input(shape=input_shape, name="images")
-    x = _conv(16, 3, 1, name="stem_conv")(inputs)
-    x = _group(x, num_blocks, 16 * width, 1, name="group1")
-    x = _group(x, num_blocks, 32 * width, 2, name="group2")
-    x = _group(x, num_blocks, 64 * width, 2, name="group3")
+    x = _conv(16, 3, 1, "stem_conv", initializer)(inputs)
+    x = _group(x, num_blocks, 16 * width, 1, "group1", initializer)
+    x = _group(x, num_blocks, 32 * width, 2, "group2", initializer)
+    x = _group(x, num_blocks, 64 * width, 2, "group3", initializer)
     x = _bn_relu(x, name="head")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = layers.Dense(
         num_classes,
-        kernel_initializer=_dense_initializer(),
-        bias_initializer="zeros",
+        **initializers.zero_bias_classifier(initializer),
         name="logits",
     )(x)
     return keras.Model(

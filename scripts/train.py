@@ -45,6 +45,12 @@ BASELINES = ("dense", "deep_ensemble", "static", "dst")
 DATASETS = ("digits", "cifar10", "cifar100", "svhn_cropped", "imagenet2012", "folder")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# The library's choices, as literals so that `--help` needs no TensorFlow
+# import (tests/scripts/test_train.py checks they match).
+WEIGHT_DECAY_MODES = ("coupled", "decoupled")
+WEIGHT_DECAY_SCOPES = ("all", "kernels")
+INITIALIZERS = ("original", "glorot")
+GROWTH_BATCHES = ("fresh", "last")
 
 _CIFAR = {
     "model": "wrn-28-10", "epochs": 250, "edst_epochs": 450, "exploration_epochs": 150,
@@ -89,6 +95,8 @@ _METHOD_FLAGS = {
     "death_rate_schedule": ("edst", "dst"),
     "death": ("edst", "dst"),
     "growth": ("edst", "dst"),
+    "prune_dense_layers": ("edst", "dst"),
+    "growth_batch": ("edst", "dst"),
 }
 
 FLAGS = flags.FLAGS
@@ -131,8 +139,16 @@ flags.DEFINE_list("phase_milestones", None,
                   "(default mid-phase).")
 flags.DEFINE_list("exploration_milestones", None,
                   "EDST: exploration epochs where its rate drops x 0.1.")
-flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+flags.DEFINE_float("momentum", 0.9, "SGD momentum, in [0, 1).")
 flags.DEFINE_float("weight_decay", None, "SGD weight decay.")
+flags.DEFINE_enum("weight_decay_mode", "coupled", WEIGHT_DECAY_MODES,
+                  "coupled: torch.optim.SGD's L2 in the gradient before the momentum, "
+                  "as the original; decoupled: Keras' SGD(weight_decay=...).")
+flags.DEFINE_enum("weight_decay_scope", "all", WEIGHT_DECAY_SCOPES,
+                  "Parameters weight decay reaches: all (the original) or kernels "
+                  "(not biases or normalisation parameters).")
+flags.DEFINE_enum("initializer", "original", INITIALIZERS,
+                  "Initial weights: the original model's (PyTorch's) or Keras' glorot.")
 flags.DEFINE_float("label_smoothing", None, "Label smoothing of the cross-entropy.")
 flags.DEFINE_integer("update_frequency", None, "Optimizer steps between topology updates.")
 flags.DEFINE_float("update_end_fraction", None, "DST: no update after this fraction of steps.")
@@ -144,6 +160,11 @@ flags.DEFINE_enum("death", "magnitude", ["magnitude", "set"], "Death criterion."
 flags.DEFINE_enum("growth", "gradient", ["gradient", "random", "momentum"], "Growth criterion.")
 flags.DEFINE_bool("reset_optimizer_state", True,
                   "Zero the optimizer slots of regrown weights (RigL); off: the original.")
+flags.DEFINE_bool("prune_dense_layers", False,
+                  "Rewire layers at density 1 too (the original's quirk).")
+flags.DEFINE_enum("growth_batch", "fresh", GROWTH_BATCHES,
+                  "Batch of the growth gradient: a fresh one per update, or the last "
+                  "training batch (the original).")
 flags.DEFINE_integer("finetune_epochs", None, "PF: fine-tuning epochs (default epochs / 3).")
 flags.DEFINE_float("finetune_lr", 0.001, "PF: constant fine-tuning learning rate.")
 flags.DEFINE_integer("snapshot_every", None,
@@ -220,6 +241,8 @@ def _config(method):
         death=FLAGS.death,
         growth=FLAGS.growth,
         reset_optimizer_state=FLAGS.reset_optimizer_state,
+        prune_dense_layers=FLAGS.prune_dense_layers,
+        growth_batch=FLAGS.growth_batch,
         batch_size=_setting("batch_size"),
         learning_rate=_setting("lr"),
         lr_milestones=tuple(_numbers("lr_milestones", float) or (0.5, 0.75)),
@@ -232,6 +255,8 @@ def _config(method):
             if method == "edst" else ()),
         momentum=FLAGS.momentum,
         weight_decay=_setting("weight_decay"),
+        weight_decay_mode=FLAGS.weight_decay_mode,
+        weight_decay_scope=FLAGS.weight_decay_scope,
         label_smoothing=_setting("label_smoothing") or 0.0,
         finetune_epochs=FLAGS.finetune_epochs or max(1, _setting("epochs") // 3),
         finetune_learning_rate=FLAGS.finetune_lr,
@@ -304,7 +329,8 @@ def main(argv):
         for method, config in configs.items():
             config.validate(method)  # every error before any training
         if model_name not in ft.models.available_models():
-            ft.models.get(model_name, num_classes=10, input_shape=(8, 8, 1))
+            ft.models.get(model_name, num_classes=10, input_shape=(8, 8, 1),
+                          initializer=FLAGS.initializer)
         strategy = _start_devices()
         ft.distribute.check_batch_size(_setting("batch_size"), strategy)
         (train, validation, (x_test, y_test), test_name, num_classes,
@@ -317,7 +343,8 @@ def main(argv):
             "holds it.") from error
 
     def build():
-        return ft.models.get(model_name, num_classes=num_classes, input_shape=input_shape)
+        return ft.models.get(model_name, num_classes=num_classes, input_shape=input_shape,
+                             initializer=FLAGS.initializer)
 
     replicas = ft.distribute.num_replicas(strategy)
     if FLAGS.verbose:

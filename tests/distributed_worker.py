@@ -58,8 +58,9 @@ def main():
             keras.layers.Dense(4, dtype="float32"),
         ])
         sparse = ft.sparsify(model, 0.3, seed=0)
+        # The recipes' optimizer (coupled weight decay), under the strategy.
         sparse.compile(
-            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+            optimizer=ft.optimizers.TorchSGD(0.05, momentum=0.9, weight_decay=0.01),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
     dst = ft.callbacks.DynamicSparsityCallback(

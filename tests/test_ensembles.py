@@ -256,6 +256,15 @@ def test_interrupted_run_resumes_to_the_same_tickets(
         ("dst", {"density": 0.0}, "density"),
         ("dst", {"selection": "median"}, "selection"),
         ("dst", {"update_end_fraction": 1.5}, "update_end_fraction"),
+        ("dense", {"weight_decay_mode": "l2"}, "weight_decay_mode.*'coupled', 'decoupled'"),
+        ("dense", {"weight_decay": -5e-4}, "weight_decay"),
+        ("dense", {"weight_decay": float("nan")}, "weight_decay"),
+        ("deep_ensemble", {"momentum": 1.5}, r"momentum.*\[0, 1\)"),
+        ("dst", {"momentum": -1}, "momentum"),
+        ("dst", {"weight_decay_scope": "bias"}, "weight_decay_scope"),
+        ("dst", {"growth_batch": "previous"}, "growth_batch.*'fresh', 'last'"),
+        ("edst", {"growth": "random", "growth_batch": "last"}, "growth_batch"),
+        ("dense", {"learning_rate": float("inf")}, "learning_rate"),
         ("mystery", {}, "method"),
     ],
 )
@@ -313,3 +322,40 @@ def test_rescale_init_reaches_every_sparse_member(method, data, tmp_path, monkey
     config = _config(epochs=4, exploration_epochs=2, rescale_init=True)
     ensembles.train_ensemble(method, build, train, val, config, tmp_path)
     assert seen == [True] * (1 if method == "edst" else 2)
+
+
+@pytest.mark.parametrize("method", ["deep_ensemble", "dst", "static", "pf"])
+def test_members_train_in_their_own_reproducible_data_order(method, data, tmp_path,
+                                                            monkeypatch):
+    seen = []
+    fit = keras.Model.fit
+
+    def recording(self, x=None, *args, **kwargs):
+        first_inputs, _ = next(iter(x))
+        seen.append(np.asarray(first_inputs))
+        return fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording)
+    train, val = data
+    config = _config(epochs=1, num_members=3)
+    ensembles.train_ensemble(method, build, train, val, config, tmp_path / "a")
+    first_run, seen[:] = list(seen), []
+    ensembles.train_ensemble(method, build, train, val, config, tmp_path / "b")
+    if method == "pf":  # a dense and a fine-tuning fit per member, one order
+        np.testing.assert_array_equal(first_run[0], first_run[1])
+        first_run, seen[:] = first_run[::2], seen[::2]
+    assert len(first_run) == 3
+    for a, b in zip(first_run, seen):
+        np.testing.assert_array_equal(a, b)  # a function of (seed, member, epoch)
+    for i in range(3):
+        for j in range(i):
+            assert not np.array_equal(first_run[i], first_run[j])
+
+
+def test_members_of_a_dataset_share_its_order_with_a_warning(data, tmp_path):
+    import tensorflow as tf
+
+    (x, y), val = data
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+    with pytest.warns(UserWarning, match="own order"):
+        ensembles.train_deep_ensemble(build, dataset, val, _config(epochs=1), tmp_path)

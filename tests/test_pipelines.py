@@ -56,6 +56,27 @@ def test_epoch_depends_only_on_seed_and_epoch():
     assert first[0][0].dtype == np.float32 and first[0][1].dtype == np.int32
 
 
+def test_with_seed_is_the_same_set_in_another_order():
+    x, y = labelled_images()
+    train = pipelines.from_arrays(x, y, batch_size=16, seed=3, augment="crop_flip")
+    member = train.with_seed(4)
+    assert (train.seed, member.seed) == (3, 4)
+    fresh = pipelines.from_arrays(x, y, batch_size=16, seed=4, augment="crop_flip")
+    assert_same_batches(batches(member.epoch(1)), batches(fresh.epoch(1)))
+    with pytest.raises(ValueError, match="seed"):
+        train.with_seed(-1)
+
+
+def test_training_batch_is_the_batch_of_that_step():
+    x, y = labelled_images()
+    train = pipelines.from_arrays(x, y, batch_size=16, seed=3, augment="crop_flip")
+    stream = batches(train.epochs(0, 2))
+    for step in (0, 3, 4, 7):  # first, last of epoch 0; first, last of epoch 1
+        x_step, y_step = train.training_batch(step)
+        np.testing.assert_array_equal(y_step.numpy(), stream[step][1])
+        np.testing.assert_array_equal(x_step.numpy(), stream[step][0])
+
+
 def test_epochs_is_the_concatenation_of_epochs():
     x, y = labelled_images()
     train = pipelines.from_arrays(x, y, batch_size=16, seed=1, augment="reflect_crop_flip")

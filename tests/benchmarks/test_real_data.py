@@ -39,9 +39,12 @@ def test_quick_run_reports_every_method(tmp_path, capsys):
     results = document["results"]
     assert list(results) == ["dense", "deep_ensemble", "static", "dst", "edst"]
     assert document["train_images"] == 300 and document["test_images"] == 100
+    assert document["ood_images"] == 1797 and document["changed_from_original"] == {}
     for name, row in results.items():
         assert 0 <= row["accuracy"] <= 1 and row["nll"] > 0 and 0 <= row["ece"] <= 1
+        assert 0 <= row["ood_auroc"] <= 1 and row["train_seconds"] > 0
         assert len(row["member_accuracy"]) == (1 if name == "dense" else 3)
+        assert ("disagreement" in row) == (name != "dense")
     assert results["dense"]["relative_training_flops"] == 1.0
     assert results["deep_ensemble"]["relative_test_flops"] == 3.0
     assert results["static"]["relative_test_flops"] < 3.0
@@ -62,6 +65,30 @@ def test_methods_subset_trains_dense_alone(tmp_path, capsys):
     assert document["results"]["dense"]["relative_training_flops"] == 1.0
     assert sorted(p.name for p in (tmp_path / "out_quick").iterdir() if p.is_dir()) == [
         "dense", "edst"]
+
+
+def test_presets_and_flags_say_what_changed_from_the_original():
+    benchmark = _load_benchmark()
+    args = benchmark.parse_args(["--data", "x.npz"])
+    assert (args.preset, args.model, args.epochs, args.lr) == ("long", "mlp-cifar10", 150, 0.1)
+    assert args.output_dir == "benchmarks/runs/real_data_long_seed0"
+    assert benchmark.changed_semantics(args) == {}
+    args = benchmark.parse_args(["--data", "x.npz", "--preset", "short", "--epochs", "4",
+                                 "--rescale_init", "--weight_decay_mode", "decoupled"])
+    assert (args.model, args.epochs, args.lr) == ("lenet5-x4", 4, 0.05)
+    assert benchmark.changed_semantics(args) == {"weight_decay_mode": "decoupled",
+                                                 "rescale_init": True}
+    config = benchmark.config_for("dst", args)
+    assert (config.weight_decay_mode, config.rescale_init) == ("decoupled", True)
+
+
+def test_digits_out_of_distribution_set_is_laid_out_as_mnist():
+    digits = _load_benchmark().digits_as_mnist()
+    assert digits.shape == (1797, 28, 28, 1) and digits.dtype == np.float32
+    assert 0 <= digits.min() and digits.max() <= 1
+    assert not digits[:, :4].any() and not digits[:, -4:].any()  # a 20x20 centre
+    padded = _load_benchmark().digits_as_mnist((32, 32, 3))
+    np.testing.assert_array_equal(padded[:, 2:30, 2:30, 1], digits[..., 0])
 
 
 def test_unknown_method_is_a_usage_error(tmp_path, capsys):

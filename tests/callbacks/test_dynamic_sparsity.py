@@ -376,3 +376,110 @@ def test_topology_update_reaches_the_next_training_step(mlp, toy_data):
     for edited, now, mk in zip(probe.edited, _masks(sparse), ft.masked_kernels(sparse)):
         np.testing.assert_array_equal(now, edited)
         assert np.all(_np(mk.kernel)[~edited] == 0)
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_dense_layers_are_rewired_only_with_the_original_quirk(mlp, toy_data, prune,
+                                                               compile_model):
+    x, y = toy_data
+    sparse = compile_model(ft.sparsify(mlp, 0.2, seed=0))
+    sparse.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    dense_layer = ft.masked_kernels(sparse)[2]  # ERK makes the classifier dense
+    assert _np(dense_layer.mask).all()
+    before = _np(dense_layer.kernel)
+    momentum = optimizer_slots.momentum_variable(sparse.optimizer, dense_layer.kernel)
+    dst = DynamicSparsityCallback(data=(x, y), batch_size=32, death_rate=0.5, seed=0,
+                                  prune_dense_layers=prune)
+    dst.set_model(sparse)
+    dst.update_topology()
+    after = _np(dense_layer.kernel)
+    assert _np(dense_layer.mask).all()  # dense before and after
+    if not prune:
+        np.testing.assert_array_equal(after, before)
+        return
+    # The original's truncate_weights: the ceil(p N) smallest weights are
+    # dropped; the only inactive positions, they regrow at zero.
+    smallest = np.argsort(np.abs(before).ravel(), kind="stable")[:math.ceil(0.5 * before.size)]
+    expected = before.ravel().copy()
+    expected[smallest] = 0.0
+    np.testing.assert_array_equal(after.ravel(), expected)
+    assert np.all(_np(momentum).ravel()[smallest] == 0)  # slots reset as grown
+
+
+def _small_sparse_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16,)),
+                              keras.layers.Dense(12, activation="relu", name="hidden"),
+                              keras.layers.Dense(4, name="logits")])
+    sparse = ft.sparsify(model, 0.5, distribution="uniform", seed=0)
+    sparse.compile(keras.optimizers.SGD(0.5),
+                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return sparse
+
+
+def _expected_masks(kernels, masks, gradients, death_rate):
+    """numpy: drop the smallest active |w|, grow the largest inactive |g|."""
+    found = []
+    for w, mask, g in zip(kernels, masks, gradients):
+        n = math.ceil(death_rate * mask.sum())
+        drop = np.argsort(np.where(mask, np.abs(w), np.inf).ravel(), kind="stable")[:n]
+        survivors = mask.ravel().copy()
+        survivors[drop] = False
+        scores = np.where(survivors, -np.inf, np.abs(g).ravel())
+        grown = survivors.copy()
+        grown[np.argsort(-scores, kind="stable")[:n]] = True
+        found.append(grown.reshape(mask.shape))
+    return found
+
+
+def test_last_batch_growth_uses_the_gradient_before_the_update_step(toy_data):
+    x, y = toy_data
+    train = ft.pipelines.from_arrays(x, y, batch_size=32, seed=0)
+    k = 3  # the update runs after step 3, on the gradient of its batch
+
+    reference = _small_sparse_model()
+    kernels = [mk.kernel for mk in ft.masked_kernels(reference)]
+    gradient_fn = ft.backend.make_loss_gradient_fn(reference, kernels)
+    reference.fit(train.epochs(0, 1), steps_per_epoch=k - 1, epochs=1, verbose=0,
+                  shuffle=False)
+    before = [_np(g) for g in gradient_fn(*train.training_batch(k - 1))]
+    reference.fit(train.epochs(0, 1).skip(k - 1), steps_per_epoch=1, epochs=1,
+                  verbose=0, shuffle=False)
+    after = [_np(g) for g in gradient_fn(*train.training_batch(k - 1))]
+    weights = [_np(w) for w in kernels]
+    masks = _masks(reference)
+    expected = _expected_masks(weights, masks, before, 0.5)
+    # The test tells the two apart: one step later the gradient grows others.
+    assert any(not np.array_equal(a, b) for a, b in
+               zip(expected, _expected_masks(weights, masks, after, 0.5)))
+
+    sparse = _small_sparse_model()
+    dst = DynamicSparsityCallback(data=train, update_frequency=k, end_step=k,
+                                  growth_batch="last", seed=0)
+    sparse.fit(train.epochs(0, 1), steps_per_epoch=k, epochs=1, verbose=0, shuffle=False,
+               callbacks=[dst])
+    assert dst.last_update["step"] == k
+    for got, want in zip(_masks(sparse), expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_last_batch_growth_needs_the_training_set(toy_data):
+    x, y = toy_data
+    with pytest.raises(ValueError, match="growth_batch='last'.*TrainingSet"):
+        DynamicSparsityCallback(data=(x, y), growth_batch="last")
+    with pytest.raises(ValueError, match="`growth_batch`.*'fresh', 'last'"):
+        DynamicSparsityCallback(data=(x, y), growth_batch="previous")
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch",
+                    reason="PyTorch's trainer runs one step per execution only")
+def test_last_batch_growth_needs_single_steps(toy_data):
+    x, y = toy_data
+    train = ft.pipelines.from_arrays(x, y, batch_size=32, seed=0)
+    sparse = _small_sparse_model()
+    sparse.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                   steps_per_execution=2)
+    dst = DynamicSparsityCallback(data=train, growth_batch="last")
+    with pytest.raises(ValueError, match="steps_per_execution=1"):
+        sparse.fit(train.epochs(0, 1), steps_per_epoch=4, epochs=1, verbose=0, shuffle=False,
+                   callbacks=[dst])

@@ -124,3 +124,17 @@ def test_get_builds_wider_lenet5():
     assert sum(int(np.prod(w.shape)) for w in wide.trainable_weights) == expected
     with pytest.raises(ValueError, match="lenet5-x0"):
         models.get("lenet5-x0")
+
+
+def test_get_builds_an_mlp_of_any_widths():
+    model = models.get("mlp-2048-1024", num_classes=10)
+    assert [layer.units for layer in model.layers if hasattr(layer, "units")] == [
+        2048, 1024, 10]
+    assert model.input_shape == (None, 28, 28, 1)
+    # 28*28*2048 + 2048 + 2048*1024 + 1024 + 1024*10 + 10
+    assert model.count_params() == 3_716_106
+    same = models.get("mlp-1024-512", input_shape=(32, 32, 3))
+    assert same.count_params() == models.get("mlp-cifar10").count_params()
+    for bad in ("mlp-", "mlp-0", "mlp-12-x"):
+        with pytest.raises(ValueError, match="mlp-<units>"):
+            models.get(bad)

@@ -160,7 +160,7 @@ def test_strided_conv_samples_the_pytorch_positions(kernel):
     # conv(stride=2, padding=kernel // 2) does; Keras' "same" would read
     # (2i - (kernel - 2) // 2, ...) instead.
     inputs = keras.Input((8, 8, 1))
-    outputs = resnet_module._conv(inputs, 1, kernel, 2, name="probe")
+    outputs = resnet_module._conv(inputs, 1, kernel, 2, "probe", lambda: "ones")
     model = keras.Model(inputs, outputs)
     weights = np.zeros((kernel, kernel, 1, 1), "float32")
     weights[0, 0] = 1.0

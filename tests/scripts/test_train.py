@@ -15,7 +15,7 @@ from freetickets_tf.tickets import RunDirectory
 
 SMALL = [
     "--model=lenet300-100", "--epochs=2", "--edst_epochs=4", "--exploration_epochs=2",
-    "--num_members=2", "--update_frequency=10", "--density=0.3", "--verbose=0",
+    "--num_members=2", "--update_frequency=10", "--density=0.3", "--lr=0.2", "--verbose=0",
 ]
 
 
@@ -203,6 +203,13 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
         (["--dataset=folder"], "--image_folder"),
         (["--image_folder_test=x"], "--image_folder_test needs --dataset=folder"),
         (["--precision=float16"], "mixed_bfloat16"),
+        (["--weight_decay=-0.1"], "weight_decay"),
+        (["--weight_decay=nan"], "weight_decay"),
+        (["--momentum=1.5"], "momentum"),
+        (["--weight_decay_mode=l2"], "coupled"),
+        (["--initializer=he"], "glorot"),
+        (["--method=static", "--growth_batch=last"], "--growth_batch is a setting"),
+        (["--growth=random", "--growth_batch=last"], "growth_batch"),
     ],
 )
 def test_bad_flags_fail_before_training(flags, message, tmp_path, run_main):
@@ -217,6 +224,16 @@ def test_bad_flags_fail_before_training(flags, message, tmp_path, run_main):
         run_main(train, *flags, f"--output_dir={tmp_path}")
     assert message in str(error.value)
     assert not os.path.exists(tmp_path / "dense")
+
+
+def test_flag_choices_are_the_library_choices():
+    import freetickets_tf as ft
+    from freetickets_tf.scripts import train
+
+    assert train.WEIGHT_DECAY_MODES == ft.optimizers.WEIGHT_DECAY_MODES
+    assert train.WEIGHT_DECAY_SCOPES == ft.optimizers.WEIGHT_DECAY_SCOPES
+    assert train.INITIALIZERS == ft.models.INITIALIZERS
+    assert train.GROWTH_BATCHES == ft.callbacks.GROWTH_BATCHES
 
 
 def test_batch_not_divisible_by_replicas_fails_from_the_command_line(tmp_path):
