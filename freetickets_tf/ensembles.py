@@ -354,13 +354,17 @@ class _Recipe:
         )
         self.batch = self.train.batch_size
         self.steps_per_epoch = self.train.steps_per_epoch
-        distribute.check_workers_agree(
-            self.strategy, "where to resume (finished tickets, checkpoint number)",
-            self.progress(),
-            advice=f"They were stopped between one worker's write and another's. "
-                   f"Copy the chief's {run_dir} over the other workers' copies "
-                   f"({distribute.worker_directory(run_dir, self.strategy)} on "
-                   "this one) and start all of them again.")
+        try:
+            distribute.check_workers_agree(
+                self.strategy, "where to resume (finished tickets, checkpoint number)",
+                self.progress(),
+                advice=f"They were stopped between one worker's write and another's. "
+                       f"Copy the chief's {run_dir} over the other workers' copies "
+                       f"({distribute.worker_directory(run_dir, self.strategy)} on "
+                       "this one) and start all of them again.")
+        except BaseException:
+            self.run.release()
+            raise
 
     def progress(self):
         """(finished tickets, number of the checkpoint to resume from or 0):
@@ -589,13 +593,17 @@ class _Recipe:
 
 
 def _train_members(recipe, train_member):
-    """Runs `train_member(member, seed)` for each unfinished member."""
-    for member, seed in recipe.members_to_train():
-        recipe.say(
-            f"{recipe.method}: member {member + 1}/{recipe.num_members} (seed {seed})"
-        )
-        train_member(member, seed)
-    return recipe.finish(recipe.new_model(recipe.config.seed))
+    """Runs `train_member(member, seed)` for each unfinished member, then
+    gives up the run directory's lock (also when training fails)."""
+    try:
+        for member, seed in recipe.members_to_train():
+            recipe.say(
+                f"{recipe.method}: member {member + 1}/{recipe.num_members} (seed {seed})"
+            )
+            train_member(member, seed)
+        return recipe.finish(recipe.new_model(recipe.config.seed))
+    finally:
+        recipe.run.release()
 
 
 def train_dst_ensemble(build_model, train_data, validation_data=None, config=None,
@@ -735,6 +743,13 @@ def train_edst_ensemble(build_model, train_data, validation_data=None, config=No
     """
     recipe = _Recipe("edst", build_model, train_data, validation_data, config,
                      run_dir, strategy)
+    try:
+        return _train_edst(recipe)
+    finally:
+        recipe.run.release()
+
+
+def _train_edst(recipe):
     config = recipe.config
     seed = config.seed
     run = recipe.run

@@ -8,14 +8,12 @@ as a SavedModel that TensorFlow Serving, or `tf.saved_model.load` in a
 process without `freetickets_tf`, can run.
 """
 
-import contextlib
 import os
-import shutil
-import tempfile
 
 import keras
 
 from freetickets_tf import backend
+from freetickets_tf import io
 from freetickets_tf import layers as masked_layers
 from freetickets_tf import masking
 from freetickets_tf.ensemble_model import EnsembleModel
@@ -86,34 +84,6 @@ def _check_replaceable(path):
         )
 
 
-@contextlib.contextmanager
-def _atomic_directory(path):
-    """Yields a temporary directory beside `path`; puts it at `path` on success.
-
-    An existing `path` is moved aside only once the new directory is
-    complete, and restored if the final rename fails.
-    """
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    # Same directory, so the renames cannot cross file systems.
-    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
-    old = tmp + "-old"
-    try:
-        yield tmp
-        if os.path.lexists(path):
-            os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            if os.path.lexists(old):
-                os.rename(old, path)
-            raise
-    finally:
-        for leftover in (tmp, old):
-            if os.path.lexists(leftover):
-                shutil.rmtree(leftover, ignore_errors=True)
-
-
 def export_saved_model(ensemble, path, input_signature=None, verbose=True):
     """Writes an ensemble as a TensorFlow SavedModel for serving.
 
@@ -177,7 +147,7 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
     archive.add_endpoint(ENDPOINT, serve, input_signature=input_signature)
-    with _atomic_directory(path) as tmp:
+    with io.atomic_directory(path) as tmp:
         archive.write_out(tmp, verbose=False)
     if verbose:
         spec = input_signature[0]

@@ -12,7 +12,10 @@ stopped.
 Every file is written atomically (temporary file, then rename) and the ticket
 file is written before the manifest names it, so an interruption at any
 moment leaves a consistent directory: at worst the last ticket is missing and
-is trained again.
+is trained again. A process writing a run holds the directory's lock
+(`.lock`, released by the operating system when the process dies), so two
+processes never write one run; the holder sweeps the temporary files a
+killed writer left behind.
 """
 
 import hashlib
@@ -20,7 +23,13 @@ import json
 import os
 import platform
 import re
+import socket
 import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked there
+    fcntl = None
 
 import keras
 
@@ -30,6 +39,7 @@ from freetickets_tf._validation import check_int
 from freetickets_tf.version import __version__
 
 MANIFEST_NAME = "tickets.json"
+LOCK_NAME = ".lock"
 CHECKPOINT_DIR = "checkpoint"
 FORMAT_VERSION = 1
 SNAPSHOT_DIR = "snapshots"
@@ -59,11 +69,61 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+class RunInUseError(RuntimeError):
+    """Another process holds the lock of a run directory."""
+
+
+# Locks this process holds: real path -> [file descriptor, holders]. A
+# process may open its own run several times (a recipe, then a callback);
+# `flock` would refuse the second open even within one process.
+_HELD_LOCKS = {}
+
+
+def _lock(path):
+    """Takes the exclusive lock of the run directory `path` for this process
+    (re-entrant), or raises `RunInUseError` naming the holder."""
+    key = os.path.realpath(path)
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key][1] += 1
+        return
+    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 4096).decode(errors="replace")
+            os.close(fd)
+            try:
+                holder = json.loads(holder)
+                who = f"pid {holder['pid']} on host {holder['host']!r}"
+            except (ValueError, KeyError, TypeError):
+                who = "a process that has not written its name yet"
+            raise RunInUseError(
+                f"Run directory {path!r} is in use by another process ({who}). "
+                "Wait for it to finish, stop it, or use another directory."
+            ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+    _HELD_LOCKS[key] = [fd, 1]
+
+
+def _unlock(path):
+    key = os.path.realpath(path)
+    held = _HELD_LOCKS.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD_LOCKS[key]
+        os.close(held[0])  # releases the flock
+
+
 class RunDirectory:
     """The tickets and manifest of one ensemble run.
 
     Use `RunDirectory.create` to write a run (it resumes an existing run of
-    the same method) and `RunDirectory.open` to read a finished one.
+    the same method; it holds the directory's lock until `release`) and
+    `RunDirectory.open` to read a finished one.
 
     Example:
 
@@ -75,6 +135,19 @@ class RunDirectory:
     def __init__(self, path, manifest):
         self.path = os.fspath(path)
         self.manifest = manifest
+        self._locked = False
+
+    def release(self):
+        """Gives up this object's hold on the directory's lock (from
+        `create`; also when the object is garbage-collected); the lock is
+        free once every holder in the process has released it, or the
+        process has ended."""
+        if getattr(self, "_locked", False):
+            self._locked = False
+            _unlock(self.path)
+
+    def __del__(self):
+        self.release()
 
     @property
     def manifest_path(self):
@@ -102,8 +175,27 @@ class RunDirectory:
         Raises:
             ValueError: `path` holds a run of another method, size or
                 settings, or a corrupt manifest.
+            RunInUseError: another process writes the run.
         """
         check_int("num_members", num_members, 1)
+        path = os.fspath(path)
+        os.makedirs(path, exist_ok=True)
+        _lock(path)
+        try:
+            run = cls._create_locked(path, method, num_members, config)
+        except BaseException:
+            _unlock(path)
+            raise
+        run._locked = True
+        return run
+
+    @classmethod
+    def _create_locked(cls, path, method, num_members, config):
+        # Only this process writes here now: what a killed writer left is
+        # garbage.
+        for folder in (path, os.path.join(path, CHECKPOINT_DIR),
+                       os.path.join(path, SNAPSHOT_DIR)):
+            io.sweep_temporary(folder)
         if os.path.exists(os.path.join(path, MANIFEST_NAME)):
             run = cls.open(path)
             if (run.method, run.num_members) != (method, num_members):
