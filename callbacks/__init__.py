@@ -3,6 +3,7 @@
 from freetickets_tf.callbacks.dynamic_sparsity import GROWTH_BATCHES
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
+from freetickets_tf.callbacks.non_finite import NonFiniteGuard
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
 from freetickets_tf.callbacks.sparsity_monitor import SparsityMonitor
 from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
@@ -13,6 +14,7 @@ __all__ = [
     "GROWTH_BATCHES",
     "DynamicSparsityCallback",
     "EDSTCallback",
+    "NonFiniteGuard",
     "PeriodicSnapshots",
     "SparsityMonitor",
     "TicketCheckpoint",

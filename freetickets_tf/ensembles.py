@@ -34,6 +34,7 @@ import typing
 import warnings
 
 import keras
+import numpy as np
 
 from freetickets_tf import distribute
 from freetickets_tf import flops
@@ -51,6 +52,7 @@ from freetickets_tf._validation import check_weight_decay
 from freetickets_tf.callbacks.dynamic_sparsity import GROWTH_BATCHES
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
+from freetickets_tf.callbacks.non_finite import NonFiniteGuard
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
 from freetickets_tf.callbacks.ticket_checkpoint import SELECTIONS
 from freetickets_tf.callbacks.ticket_checkpoint import TicketCheckpoint
@@ -295,6 +297,25 @@ def _training_set(data, batch_size, seed):
     )
 
 
+def _checked_validation_data(data):
+    """Validation arrays must pair up and hold numbers: a NaN would make
+    every epoch's score NaN, and best-validation selection meaningless."""
+    if not isinstance(data, (tuple, list)):
+        return data
+    if len(data) != 2:
+        raise ValueError(
+            f"Invalid `validation_data`: expected (x_val, y_val), got {len(data)} parts.")
+    x, y = (np.asarray(part) for part in data)
+    if len(x) != len(y):
+        raise ValueError(
+            f"Invalid `validation_data`: x_val has {len(x)} examples, y_val {len(y)}.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ValueError(
+            f"Invalid `validation_data`: x_val holds {int((~np.isfinite(x)).sum())} "
+            "NaN or infinite values.")
+    return data
+
+
 def _growth_data(data, train, growth_batch):
     """What the DST callback draws its growth batches from: the training set,
     so that they are preprocessed as the training batches (uint8 images
@@ -336,7 +357,7 @@ class _Recipe:
         self.build_model = build_model
         self.train = _training_set(train_data, config.batch_size, config.seed)
         self.train_data = train_data
-        self.validation_data = validation_data
+        self.validation_data = _checked_validation_data(validation_data)
         self.config = config
         self.strategy = distribute.check_strategy(strategy)
         distribute.check_batch_size(self.train.batch_size, self.strategy)
@@ -481,7 +502,11 @@ class _Recipe:
                 `TrainingCheckpoint` after every epoch, or None.
         """
         config = self.config
-        callbacks = list(callbacks)
+        stage = (checkpoint[2] if checkpoint else {}).get("stage")
+        who = ("the edst run" if member_of_run is None else
+               f"member {member_of_run} ({stage}) of the {self.method} run")
+        # First: a diverged epoch must fail before anything saves it.
+        callbacks = [NonFiniteGuard(f"{who} in {self.run.path}"), *callbacks]
         if config.snapshot_every and member is not None:
             callbacks.append(PeriodicSnapshots(self.run, config.snapshot_every, member))
         if checkpoint is not None:

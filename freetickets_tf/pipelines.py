@@ -583,6 +583,11 @@ def from_arrays(x, y, batch_size, seed=0, augment=None, mean=None, std=None,
         raise ValueError(f"Invalid `y` dtype {y.dtype}: expected integer labels.")
     if x.dtype != np.uint8 and x.dtype.kind != "f":
         raise ValueError(f"Invalid `x` dtype {x.dtype}: expected uint8 or float images.")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        raise ValueError(
+            f"Invalid `x`: {len(bad)} examples hold NaN or infinite values (the "
+            f"first is example {bad[0]}). Clean or drop them before training.")
     augment = _check_augment(augment, None)
     if augment is not None and x.ndim != 4:
         raise ValueError(

@@ -359,3 +359,25 @@ def test_members_of_a_dataset_share_its_order_with_a_warning(data, tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
     with pytest.warns(UserWarning, match="own order"):
         ensembles.train_deep_ensemble(build, dataset, val, _config(epochs=1), tmp_path)
+
+
+@pytest.mark.parametrize("method", ["dense", "dst", "edst"])
+def test_a_diverging_run_fails_naming_it_and_saves_nothing(method, data, tmp_path):
+    train, val = data
+    config = _config(epochs=4, exploration_epochs=2, learning_rate=1e12)
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1") as error:
+        ensembles.train_ensemble(method, build, train, val, config, tmp_path)
+    assert ("the edst run" if method == "edst" else "member 0 (train)") in str(error.value)
+    manifest = RunDirectory.open(tmp_path).manifest
+    assert manifest["tickets"] == [] and manifest["checkpoint"] is None
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".keras")]
+
+
+@pytest.mark.parametrize("where", ["train", "validation"])
+def test_nan_inputs_are_refused_before_anything_is_written(where, data, tmp_path):
+    (x, y), (x_val, y_val) = data
+    x, x_val = x.copy(), x_val.copy()
+    (x if where == "train" else x_val)[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ensembles.train_dense(build, (x, y), (x_val, y_val), _config(), tmp_path / "run")
+    assert not os.path.exists(tmp_path / "run")
