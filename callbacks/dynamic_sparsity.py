@@ -33,6 +33,35 @@ def _is_array_pair(data):
     )
 
 
+def _check_data(data):
+    """`data` as the growth gradient can use it, or a `ValueError` saying what
+    it is not: arrays that pair up, a TrainingSet, or a re-iterable of
+    batches (a dataset, a list; not a string, not a one-shot iterator)."""
+    if data is None or isinstance(data, pipelines.TrainingSet) or hasattr(
+            data, "element_spec"):
+        return data
+    if isinstance(data, tuple) and all(hasattr(part, "shape") for part in data):
+        if len(data) not in (2, 3):
+            raise ValueError(
+                f"Invalid `data`: expected (x, y) arrays, got {len(data)} arrays.")
+        lengths = {len(part) for part in data}
+        if len(lengths) != 1:
+            raise ValueError(
+                "Invalid `data`: its arrays have different numbers of examples "
+                f"({', '.join(str(len(part)) for part in data)}).")
+        if not lengths.pop():
+            raise ValueError("Invalid `data`: the arrays have no examples.")
+        return data
+    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__") or (
+            iter(data) is data):
+        raise ValueError(
+            f"Invalid `data`: {type(data).__name__} is not training data. Pass an "
+            "(x, y) tuple of arrays, a freetickets_tf.pipelines.TrainingSet, a "
+            "tf.data.Dataset of (x, y) batches or a list of them (re-iterable, "
+            "not a one-shot iterator).")
+    return data
+
+
 def _step_rng(seed, step, *salt):
     """A generator fixed by (seed, step): a resumed run draws what the
     uninterrupted run would have drawn at the same step."""
@@ -165,7 +194,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 "trained on: it needs growth='gradient' and `data` = the "
                 "freetickets_tf.pipelines.TrainingSet that `fit` trains on "
                 "(`train.epochs(...)`).")
-        self.data = data
+        self.data = _check_data(data)
         self.prune_dense_layers = bool(prune_dense_layers)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.seed = seed

@@ -483,7 +483,7 @@ class _Recipe:
         self.say(f"{self.method}: resuming {stage} of member {member} after epoch "
                  f"{state['epoch']} from {path}")
         with distribute.scope(self.strategy):
-            model = keras.saving.load_model(path)
+            model = keras.saving.load_model(path, safe_mode=True)
         best = None
         if state.get("best") is not None:
             best = (self.run.checkpoint_best_weights(), state["best"])

@@ -273,7 +273,7 @@ class _Evaluation:
         progress = keras.utils.Progbar(total, verbose=self.verbose)
         for member, entries in sorted(snapshots.items()):
             for epoch, path in entries:
-                model = keras.saving.load_model(path)
+                model = keras.saving.load_model(path, safe_mode=True)
                 probs = EnsembleModel([model]).predict(x, batch_size=self.batch_size,
                                                        verbose=0)
                 vectors.append(np.asarray(probs).reshape(-1))

@@ -283,10 +283,15 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None,
         raise ValueError(
             f"Invalid `model`: expected a keras.Model, got {type(model).__name__}."
         )
-    if not model.built or not model.weights:
+    if not model.built:
         raise ValueError(
             "Invalid `model`: it is not built. Give it a `keras.Input` or call "
             "`model.build(input_shape)` before `sparsify`."
+        )
+    if not model.weights:
+        raise ValueError(
+            f"Invalid `model`: {model.name!r} has no weights, so nothing to make "
+            "sparse (sparsify masks the kernels of Dense and Conv layers)."
         )
     exclude = _check_exclude(model, exclude)
 

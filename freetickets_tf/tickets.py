@@ -348,7 +348,7 @@ class RunDirectory:
                 f"Corrupt ticket {path!r}: its checksum does not match the one "
                 "recorded in the manifest (the file changed after it was saved)."
             )
-        return keras.saving.load_model(path, compile=compile)
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
 
     def load_tickets(self, allow_partial=False):
         """Loads every finished ticket, in member order.

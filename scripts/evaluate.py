@@ -22,6 +22,7 @@ from absl import flags
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
 from freetickets_tf.scripts.console import quiet_tensorflow
+from freetickets_tf.scripts.console import show_flags_in_help
 
 FLAGS = flags.FLAGS
 
@@ -109,6 +110,8 @@ def main(argv):
 def run():
     """Console-script entry point (`freetickets-evaluate`)."""
     flags.mark_flags_as_required(["run_dir"])
+    show_flags_in_help(__name__, "freetickets_tf.scripts.common_flags",
+                       "freetickets_tf.scripts.run_flags")
     app.run(main, argv=sys.argv)
 
 

@@ -18,6 +18,7 @@ from absl import app
 from absl import flags
 
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
+from freetickets_tf.scripts.console import show_flags_in_help
 
 FLAGS = flags.FLAGS
 
@@ -53,6 +54,7 @@ def run():
     # Required only on the command line, so that importing this module (as the
     # tests do) puts no constraint on other users of the global flags.
     flags.mark_flags_as_required(["run_dir", "output"])
+    show_flags_in_help(__name__, "freetickets_tf.scripts.run_flags")
     app.run(main, argv=sys.argv)
 
 

@@ -39,6 +39,7 @@ from absl import flags
 
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
 from freetickets_tf.scripts.console import quiet_tensorflow
+from freetickets_tf.scripts.console import show_flags_in_help
 
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
 BASELINES = ("dense", "deep_ensemble", "static", "dst")
@@ -199,8 +200,20 @@ def _numbers(name, kind):
             f"list of {kind.__name__}s.") from None
 
 
+# Integer flags and their smallest value, checked as typed: a value derived
+# from a bad one (EDST's 1.8 x --epochs) would name the wrong number.
+_MINIMUMS = {"epochs": 1, "edst_epochs": 1, "exploration_epochs": 1, "batch_size": 1,
+             "update_frequency": 1, "finetune_epochs": 1, "snapshot_every": 1,
+             "warmup_epochs": 0, "image_size": 1, "cpu_devices": 1, "num_members": 1}
+
+
 def _check_method_flags():
     """Settings given for a method that has no use for them are a mistake."""
+    for name, minimum in _MINIMUMS.items():
+        value = FLAGS[name].value
+        if value is not None and value < minimum:
+            raise app.UsageError(
+                f"--{name}={value}: expected an integer >= {minimum}.")
     for name, users in _METHOD_FLAGS.items():
         if FLAGS[name].present and FLAGS.method not in users:
             raise app.UsageError(
@@ -384,6 +397,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`freetickets-train`)."""
+    show_flags_in_help(__name__, "freetickets_tf.scripts.common_flags")
     app.run(main, argv=sys.argv)
 
 

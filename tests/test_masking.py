@@ -246,3 +246,9 @@ def test_sparse_init_scale_rejects_bad_density(density):
     assert ft.masking.sparse_init_scale(0.25) == 2.0
     with pytest.raises(ValueError, match="layer_density"):
         ft.masking.sparse_init_scale(density)
+
+
+def test_sparsify_of_a_model_without_weights_says_so():
+    model = keras.Sequential([keras.Input((4, 4)), keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="has no weights"):
+        ft.sparsify(model, 0.5)

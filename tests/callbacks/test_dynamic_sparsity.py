@@ -314,6 +314,22 @@ def test_bad_choice_lists_allowed_values():
         DynamicSparsityCallback(growth="rigl")
 
 
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ((np.zeros((100, 2)), np.zeros(50)), "different numbers of examples"),
+        ((np.zeros((0, 2)), np.zeros(0)), "no examples"),
+        ("abc", "str is not training data"),
+        ({"x": 1}, "dict is not training data"),
+        (iter([(np.zeros((2, 2)), np.zeros(2))]), "one-shot iterator"),
+        (3, "int is not training data"),
+    ],
+)
+def test_bad_growth_data_is_refused_up_front(data, match):
+    with pytest.raises(ValueError, match=match):
+        DynamicSparsityCallback(data=data)
+
+
 def test_gradient_growth_needs_data():
     with pytest.raises(ValueError, match="growth='gradient' needs `data`"):
         DynamicSparsityCallback()

@@ -204,6 +204,8 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
         (["--image_folder_test=x"], "--image_folder_test needs --dataset=folder"),
         (["--precision=float16"], "mixed_bfloat16"),
         (["--weight_decay=-0.1"], "weight_decay"),
+        (["--epochs=-1"], "--epochs=-1: expected an integer >= 1"),
+        (["--batch_size=0"], "--batch_size=0"),
         (["--weight_decay=nan"], "weight_decay"),
         (["--momentum=1.5"], "momentum"),
         (["--weight_decay_mode=l2"], "coupled"),
@@ -224,6 +226,19 @@ def test_bad_flags_fail_before_training(flags, message, tmp_path, run_main):
         run_main(train, *flags, f"--output_dir={tmp_path}")
     assert message in str(error.value)
     assert not os.path.exists(tmp_path / "dense")
+
+
+@pytest.mark.parametrize("script, own, shared", [
+    ("freetickets-train", "--method", "--seed"),
+    ("freetickets-evaluate", "--modes", "--run_dir"),
+    ("freetickets-export", "--output", "--run_dir"),
+])
+def test_help_of_the_installed_command_lists_its_flags(script, own, shared):
+    command = os.path.join(os.path.dirname(sys.executable), script)
+    result = subprocess.run([command, "--help"], capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 1, result.stderr[-2000:]  # absl's --help exit status
+    assert f"  {own}:" in result.stdout and f"  {shared}:" in result.stdout
 
 
 def test_flag_choices_are_the_library_choices():
