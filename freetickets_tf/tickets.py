@@ -79,6 +79,49 @@ class RunInUseError(RuntimeError):
 _HELD_LOCKS = {}
 
 
+def _describe_holder(fd):
+    """Who holds a lock, from what its holder wrote into the lock file."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 4096).decode(errors="replace")
+    try:
+        holder = json.loads(text)
+        return f"pid {holder['pid']} on host {holder['host']!r}"
+    except (ValueError, KeyError, TypeError):
+        return "a process that has not written its name yet"
+
+
+def _try_lock(path):
+    """`(fd, None)` with the lock taken, or `(None, holder)` if another
+    process holds it."""
+    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _describe_holder(fd)
+            os.close(fd)
+            return None, holder
+    return fd, None
+
+
+def lock_holder(path):
+    """Who else holds the lock of the run directory `path` (e.g. `"pid 41
+    on host 'gpu3'"`), or None when no other process does.
+
+    Example:
+
+    >>> lock_holder("runs/edst")   # None: free, or held by this process
+    """
+    path = os.fspath(path)
+    if os.path.realpath(path) in _HELD_LOCKS or not os.path.exists(
+            os.path.join(path, LOCK_NAME)):
+        return None
+    fd, holder = _try_lock(path)
+    if fd is not None:
+        os.close(fd)
+    return holder
+
+
 def _lock(path):
     """Takes the exclusive lock of the run directory `path` for this process
     (re-entrant), or raises `RunInUseError` naming the holder."""
@@ -86,22 +129,12 @@ def _lock(path):
     if key in _HELD_LOCKS:
         _HELD_LOCKS[key][1] += 1
         return
-    fd = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o666)
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 4096).decode(errors="replace")
-            os.close(fd)
-            try:
-                holder = json.loads(holder)
-                who = f"pid {holder['pid']} on host {holder['host']!r}"
-            except (ValueError, KeyError, TypeError):
-                who = "a process that has not written its name yet"
-            raise RunInUseError(
-                f"Run directory {path!r} is in use by another process ({who}). "
-                "Wait for it to finish, stop it, or use another directory."
-            ) from None
+    fd, holder = _try_lock(path)
+    if fd is None:
+        raise RunInUseError(
+            f"Run directory {path!r} is in use by another process ({holder}). "
+            "Wait for it to finish, stop it, or use another directory."
+        )
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
     _HELD_LOCKS[key] = [fd, 1]
@@ -196,28 +229,8 @@ class RunDirectory:
         for folder in (path, os.path.join(path, CHECKPOINT_DIR),
                        os.path.join(path, SNAPSHOT_DIR)):
             io.sweep_temporary(folder)
-        if os.path.exists(os.path.join(path, MANIFEST_NAME)):
-            run = cls.open(path)
-            if (run.method, run.num_members) != (method, num_members):
-                raise ValueError(
-                    f"{path!r} already holds a {run.method!r} run with "
-                    f"{run.num_members} members; this run is {method!r} with "
-                    f"{num_members}. Use another directory, or delete it."
-                )
-            stored = run.manifest.get("config") or {}
-            changed = sorted(
-                key for key in set(stored) | set(config or {})
-                if config and stored.get(key) != config.get(key)
-            )
-            if changed:
-                raise ValueError(
-                    f"{path!r} already holds a {method!r} run with other settings ("
-                    + ", ".join(
-                        f"{k}: {stored.get(k)!r} there, {config.get(k)!r} now"
-                        for k in changed
-                    )
-                    + "). Use another directory, or delete it to start over."
-                )
+        run = cls.check_resumable(path, method, num_members, config)
+        if run is not None:
             return run
         manifest = {
             "format": FORMAT_VERSION,
@@ -230,6 +243,42 @@ class RunDirectory:
         }
         run = cls(path, manifest)
         run._write_manifest()
+        return run
+
+    @classmethod
+    def check_resumable(cls, path, method, num_members, config=None):
+        """Whether `create` would take `path`, checked without writing: None
+        if it holds no run yet, the (unlocked) run if it holds this one.
+
+        Raises:
+            ValueError: `path` holds a run of another method, size or
+                settings (naming each differing setting and both values), or
+                a corrupt manifest.
+        """
+        path = os.fspath(path)
+        if not os.path.exists(os.path.join(path, MANIFEST_NAME)):
+            return None
+        run = cls.open(path)
+        if (run.method, run.num_members) != (method, num_members):
+            raise ValueError(
+                f"{path!r} already holds a {run.method!r} run with "
+                f"{run.num_members} members; this run is {method!r} with "
+                f"{num_members}. Use another directory, or delete it."
+            )
+        stored = run.manifest.get("config") or {}
+        changed = sorted(
+            key for key in set(stored) | set(config or {})
+            if config and stored.get(key) != config.get(key)
+        )
+        if changed:
+            raise ValueError(
+                f"{path!r} already holds a {method!r} run with other settings ("
+                + ", ".join(
+                    f"{k}: {stored.get(k)!r} there, {config.get(k)!r} now"
+                    for k in changed
+                )
+                + "). Use another directory, or delete it to start over."
+            )
         return run
 
     @classmethod

@@ -27,3 +27,10 @@ def show_flags_in_help(*modules):
     for module in modules:
         for flag in flags.FLAGS.get_key_flags_for_module(module):
             flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def fail(message, status=2):
+    """Ends a script with `message` as a short error on stderr and exit
+    status 2: for expected failures, which need no traceback."""
+    print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(status)

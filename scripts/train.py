@@ -38,6 +38,7 @@ from absl import app
 from absl import flags
 
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
+from freetickets_tf.scripts.console import fail
 from freetickets_tf.scripts.console import quiet_tensorflow
 from freetickets_tf.scripts.console import show_flags_in_help
 
@@ -304,6 +305,30 @@ def _load_data():
             images.num_classes, images.input_shape)
 
 
+def _check_writable(path):
+    """`--output_dir` can hold run directories: it, or the first of its
+    parents that exists, is a writable directory (nothing is created yet)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"--output_dir={path}: {existing} is a file, not a directory.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--output_dir={path}: {existing} is not writable.")
+
+
+def _remove_run(path):
+    """--overwrite: deletes a run directory, unless another process writes it."""
+    import freetickets_tf as ft
+
+    holder = ft.tickets.lock_holder(path)
+    if holder is not None:
+        raise ft.tickets.RunInUseError(
+            f"Run directory {path!r} is in use by another process ({holder}); "
+            "--overwrite will not delete it under it.")
+    shutil.rmtree(path)
+
+
 def _row(name, scores, flops=""):
     return (
         f"{name:<16} {scores['accuracy']:>8.4f} {scores['nll']:>8.4f} "
@@ -344,12 +369,22 @@ def main(argv):
         if model_name not in ft.models.available_models():
             ft.models.get(model_name, num_classes=10, input_shape=(8, 8, 1),
                           initializer=FLAGS.initializer)
+        _check_writable(FLAGS.output_dir)
         strategy = _start_devices()
         ft.distribute.check_batch_size(_setting("batch_size"), strategy)
+        run_dirs = {method: ft.distribute.worker_directory(
+            os.path.join(FLAGS.output_dir, method), strategy) for method in methods}
+        if not FLAGS.overwrite:
+            for method, own_dir in run_dirs.items():
+                ft.tickets.RunDirectory.check_resumable(
+                    own_dir, method, 1 if method == "dense" else FLAGS.num_members,
+                    configs[method].to_dict())
         (train, validation, (x_test, y_test), test_name, num_classes,
          input_shape) = _load_data()
     except (ValueError, NotImplementedError) as error:
-        raise app.UsageError(str(error)) from error
+        advice = (" Pass --overwrite to start it over, or another --output_dir."
+                  if "already holds" in str(error) else "")
+        raise app.UsageError(f"{error}{advice}") from error
     except FileNotFoundError as error:
         raise app.UsageError(
             f"{error}\nPoint --data_dir at the tensorflow-datasets directory that "
@@ -365,13 +400,22 @@ def main(argv):
               f"{replicas} replica(s), global batch {_setting('batch_size')}", flush=True)
     results = {}
     for method in methods:
-        run_dir = os.path.join(FLAGS.output_dir, method)
-        own_dir = ft.distribute.worker_directory(run_dir, strategy)
-        if FLAGS.overwrite and os.path.isdir(own_dir):
-            shutil.rmtree(own_dir)
+        own_dir = run_dirs[method]
         print(f"\n=== {method} -> {own_dir}", flush=True)
-        run = ft.ensembles.train_ensemble(
-            method, build, train, validation, configs[method], run_dir, strategy)
+        try:
+            if FLAGS.overwrite and os.path.isdir(own_dir):
+                _remove_run(own_dir)
+            run = ft.ensembles.train_ensemble(
+                method, build, train, validation, configs[method],
+                os.path.join(FLAGS.output_dir, method), strategy)
+        except ft.tickets.RunInUseError as error:
+            fail(str(error))
+        except FloatingPointError as error:
+            fail(f"{error} The run directory {own_dir} keeps the last good epoch.")
+        except OSError as error:
+            fail(f"cannot write {error.filename or own_dir}: {error.strerror or error}. "
+                 f"{own_dir} keeps its last complete state; fix that and run the "
+                 "same command again to continue.")
         ensemble = run.ensemble_model(return_member_probabilities=True)
         report = ft.evaluation.evaluate_ensemble(ensemble, x_test, y_test)
         results[method] = (run, report)

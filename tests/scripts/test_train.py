@@ -257,3 +257,74 @@ def test_batch_not_divisible_by_replicas_fails_from_the_command_line(tmp_path):
     assert result.returncode != 0
     assert "does not split evenly over the 2 replicas" in result.stderr
     assert not os.path.exists(tmp_path / "dense")
+
+
+def test_a_run_directory_of_other_settings_is_a_usage_error_naming_overwrite(
+        tmp_path, run_main):
+    from absl import app
+
+    from freetickets_tf.scripts import train
+
+    RunDirectory.create(tmp_path / "edst", "edst", 2, {"epochs": 99}).release()
+    before = sorted(os.listdir(tmp_path / "edst"))
+    with pytest.raises(app.UsageError, match="other settings.*--overwrite"):
+        run_main(train, *SMALL, "--nocompare", f"--output_dir={tmp_path}")
+    assert sorted(os.listdir(tmp_path / "edst")) == before
+
+
+def test_an_output_dir_that_is_a_file_is_a_usage_error(tmp_path, run_main):
+    from absl import app
+
+    from freetickets_tf.scripts import train
+
+    (tmp_path / "runs").write_text("not a directory")
+    with pytest.raises(app.UsageError, match="is a file"):
+        run_main(train, *SMALL, f"--output_dir={tmp_path / 'runs' / 'sub'}")
+
+
+def test_a_full_disk_ends_with_a_short_error_and_a_resumable_directory(
+        tmp_path, run_main, monkeypatch, capsys):
+    import errno
+
+    from freetickets_tf import io
+    from freetickets_tf.scripts import train
+
+    real = io._fsync_path
+    calls = []
+
+    def filling(path):
+        calls.append(path)
+        if len(calls) > 6:  # the disk fills up during training
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real(path)
+
+    monkeypatch.setattr(io, "_fsync_path", filling)
+    with pytest.raises(SystemExit) as exit_:
+        run_main(train, *SMALL, "--nocompare", f"--output_dir={tmp_path}")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: cannot write" in err and "No space left on device" in err
+    assert "Traceback" not in err
+    RunDirectory.open(tmp_path / "edst")  # a consistent directory to resume from
+
+
+def test_overwrite_refuses_a_directory_another_process_writes(tmp_path, run_main, capsys):
+    from freetickets_tf.scripts import train
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from freetickets_tf.tickets import RunDirectory\n"
+         "run = RunDirectory.create(sys.argv[1], 'edst', 2)\n"
+         "print('locked', flush=True); time.sleep(60)", str(tmp_path / "edst")],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SystemExit) as exit_:
+            run_main(train, *SMALL, "--nocompare", "--overwrite",
+                     f"--output_dir={tmp_path}")
+        assert exit_.value.code == 2
+        assert f"pid {holder.pid}" in capsys.readouterr().err
+        assert os.path.exists(tmp_path / "edst" / "tickets.json")  # not deleted
+    finally:
+        holder.kill()
+        holder.wait()
