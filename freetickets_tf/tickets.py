@@ -34,6 +34,7 @@ except ImportError:  # Windows: runs are not locked there
 import keras
 
 from freetickets_tf import io
+from freetickets_tf import manifest as manifest_schema
 from freetickets_tf import masking
 from freetickets_tf._validation import check_int
 from freetickets_tf.version import __version__
@@ -287,8 +288,10 @@ class RunDirectory:
 
         Raises:
             ValueError: the directory or its manifest is missing, the
-                manifest is not valid JSON of this format, or a ticket it
-                lists is missing.
+                manifest is not valid JSON of this format, or breaks its
+                schema (`freetickets_tf.manifest.check`: member indices,
+                counts, files inside the directory, a ticket it lists is
+                missing).
         """
         path = os.fspath(path)
         if not os.path.isdir(path):
@@ -305,25 +308,8 @@ class RunDirectory:
                 manifest = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"Corrupt manifest {manifest_path!r}: {error}") from error
-        required = {"format", "method", "num_members", "tickets"}
-        if not isinstance(manifest, dict) or not required <= set(manifest):
-            raise ValueError(
-                f"Corrupt manifest {manifest_path!r}: expected the keys "
-                f"{sorted(required)}."
-            )
-        if manifest["format"] != FORMAT_VERSION:
-            raise ValueError(
-                f"{manifest_path!r} has format {manifest['format']!r}; this "
-                f"version of freetickets_tf reads format {FORMAT_VERSION}."
-            )
-        run = cls(path, manifest)
-        for entry in run.tickets:
-            if not os.path.exists(os.path.join(path, entry["file"])):
-                raise ValueError(
-                    f"Corrupt run directory {path!r}: the manifest lists "
-                    f"{entry['file']!r}, which is missing."
-                )
-        return run
+        manifest_schema.check(manifest, path, manifest_path, FORMAT_VERSION)
+        return cls(path, manifest)
 
     @property
     def tickets(self):
@@ -391,13 +377,20 @@ class RunDirectory:
                 f"Run directory {self.path!r} has no ticket {member}; finished: "
                 f"{sorted(entries) or 'none'}."
             )
-        path = os.path.join(self.path, entries[member]["file"])
-        if _sha256(path) != entries[member]["sha256"]:
+        entry = entries[member]
+        path = os.path.join(self.path, entry["file"])
+        if _sha256(path) != entry["sha256"]:
             raise ValueError(
                 f"Corrupt ticket {path!r}: its checksum does not match the one "
                 "recorded in the manifest (the file changed after it was saved)."
             )
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+        model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        measured = masking.overall_density(model) if masking.masked_kernels(model) else 1.0
+        if abs(measured - entry["density"]) > 1e-6:
+            raise ValueError(
+                f"Corrupt run directory {self.path!r}: ticket {member} has density "
+                f"{measured:.6f}, the manifest records {entry['density']!r}.")
+        return model
 
     def load_tickets(self, allow_partial=False):
         """Loads every finished ticket, in member order.
