@@ -42,6 +42,7 @@ from freetickets_tf import losses
 from freetickets_tf import masking
 from freetickets_tf import optimizers
 from freetickets_tf import pipelines
+from freetickets_tf import tickets
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_density
@@ -297,6 +298,48 @@ def _training_set(data, batch_size, seed):
     )
 
 
+# What `fit` logs with the recipes' compile (loss and accuracy).
+MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
+
+
+def _check_fits_model(model, train, train_data, validation_data, config):
+    """The data fits the model and the monitor exists, checked before a run
+    directory is made (a late error would leave one behind)."""
+    check_choice("monitor", config.monitor, MONITORS)
+    if config.monitor.startswith("val_") and validation_data is None:
+        raise ValueError(
+            f"Invalid `monitor`: {config.monitor!r} needs `validation_data`; "
+            "use 'accuracy' or 'loss', or pass validation data.")
+    if not isinstance(model.input_shape, list):  # one input
+        expected, got = tuple(model.input_shape[1:]), tuple(train.input_shape)
+        if len(expected) != len(got) or any(
+                e is not None and e != g for e, g in zip(expected, got)):
+            raise ValueError(
+                f"Invalid `train_data`: its examples have shape {got}; the model "
+                f"takes {expected}.")
+    classes = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    for name, data in (("train_data", train_data), ("validation_data", validation_data)):
+        if not isinstance(data, (tuple, list)) or classes is None:
+            continue
+        labels = np.asarray(data[1])
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(
+                f"Invalid `{name}`: labels run from {labels.min()} to {labels.max()}; "
+                f"the model has {classes} outputs (classes 0..{classes - 1}).")
+
+
+def _data_identity(data):
+    """What defines evaluation data, for a run's identity: the arrays' size
+    and digest, or the kind of dataset."""
+    if data is None:
+        return None
+    if isinstance(data, (tuple, list)):
+        x, y = (np.asarray(part) for part in data)
+        return {"examples": len(x), "sha256": pipelines.array_digest(x, y)}
+    return {"kind": type(data).__name__,
+            "element_spec": repr(getattr(data, "element_spec", None))}
+
+
 def _checked_validation_data(data):
     """Validation arrays must pair up and hold numbers: a NaN would make
     every epoch's score NaN, and best-validation selection meaningless."""
@@ -339,7 +382,7 @@ class _Recipe:
     """Shared machinery of the recipes: compiling, fitting, FLOPs, tickets."""
 
     def __init__(self, method, build_model, train_data, validation_data, config,
-                 run_dir, strategy=None):
+                 run_dir, strategy=None, open_run=True):
         if config is None:
             config = EnsembleConfig()
         config.validate(method)
@@ -369,10 +412,24 @@ class _Recipe:
                 "same for all of them (the original shuffles each run with its "
                 "own seed). Pass arrays or a freetickets_tf.pipelines "
                 "TrainingSet for per-member orders.", stacklevel=3)
-        self.run = RunDirectory.create(
-            distribute.worker_directory(run_dir, self.strategy), method,
-            self.num_members, config.to_dict()
-        )
+        # Built once: its architecture, with the data, is part of what
+        # defines the run (resuming on another is refused).
+        self.reference = self.new_model(config.seed)
+        _check_fits_model(self.reference, self.train, train_data, self.validation_data,
+                          config)
+        self.architecture = tickets.architecture(self.reference)
+        identity = {
+            "architecture": self.architecture,
+            "train_data": self.train.identity(),
+            "validation_data": _data_identity(validation_data),
+        }
+        # What the manifest records and a resumed run must match.
+        self.settings = json.loads(json.dumps({**config.to_dict(), **identity}))
+        self.run_dir = distribute.worker_directory(run_dir, self.strategy)
+        if not open_run:
+            return
+        self.run = RunDirectory.create(self.run_dir, method, self.num_members,
+                                       self.settings)
         self.batch = self.train.batch_size
         self.steps_per_epoch = self.train.steps_per_epoch
         try:
@@ -483,7 +540,7 @@ class _Recipe:
         self.say(f"{self.method}: resuming {stage} of member {member} after epoch "
                  f"{state['epoch']} from {path}")
         with distribute.scope(self.strategy):
-            model = keras.saving.load_model(path, safe_mode=True)
+            model = self.run.load_checkpoint(self.architecture["digest"])
         best = None
         if state.get("best") is not None:
             best = (self.run.checkpoint_best_weights(), state["best"])
@@ -626,7 +683,7 @@ def _train_members(recipe, train_member):
                 f"{recipe.method}: member {member + 1}/{recipe.num_members} (seed {seed})"
             )
             train_member(member, seed)
-        return recipe.finish(recipe.new_model(recipe.config.seed))
+        return recipe.finish(recipe.reference)
     finally:
         recipe.run.release()
 
@@ -780,7 +837,7 @@ def _train_edst(recipe):
     run = recipe.run
     if run.complete:
         recipe.say(f"EDST run in {run.path} is already complete.")
-        return recipe.finish(recipe.new_model(seed))
+        return recipe.finish(recipe.reference)
     resumed = recipe.resume(None, "edst")
     if resumed is None:
         model = recipe.compile(recipe.new_sparse_model(seed), config.learning_rate)
@@ -811,7 +868,7 @@ def _train_edst(recipe):
                initial_epoch=resumed.epoch,
                member=lambda epoch: schedule.phase_of(epoch) or 0,
                checkpoint=(edst.snapshot, counter, {"member": None, "stage": "edst"}))
-    return recipe.finish(recipe.new_model(seed))
+    return recipe.finish(recipe.reference)
 
 
 RECIPES = {
@@ -822,6 +879,25 @@ RECIPES = {
     "deep_ensemble": train_deep_ensemble,
     "dense": train_dense,
 }
+
+
+def check_resumable(method, build_model, train_data, validation_data=None,
+                    config=None, run_dir=None, strategy=None):
+    """Raises `ValueError` if `train_ensemble` with these arguments would
+    refuse `run_dir` (a run of another method, size, setting, architecture
+    or data); writes nothing. For tools that check everything before they
+    start (`freetickets-train`).
+
+    Example:
+
+    >>> check_resumable("edst", build, (x, y), (x_val, y_val), config, "runs/edst")
+    """
+    check_choice("method", method, METHODS)
+    run_dir = run_dir or os.path.join("runs", method)
+    recipe = _Recipe(method, build_model, train_data, validation_data, config, run_dir,
+                     strategy, open_run=False)
+    RunDirectory.check_resumable(recipe.run_dir, method, recipe.num_members,
+                                 recipe.settings)
 
 
 def train_ensemble(method, build_model, train_data, validation_data=None,

@@ -555,11 +555,21 @@ def _register(cls):
     return keras.saving.register_keras_serializable(package="freetickets_tf")(cls)
 
 
+def _concrete(x):
+    """`x` as a numpy array if it has values now (eager), else None (a
+    symbolic tensor inside a compiled step, which cannot be inspected)."""
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(x))
+    except Exception:  # graph tensors and JAX tracers refuse, each its own way
+        return None
+
+
 def _prepare(metric, y_true, y_pred, sample_weight):
     """Flat int labels, `(N, K)` probabilities and `(N,)` weights (keras.ops).
 
-    Shapes are checked here; values cannot be (they may be symbolic), so
-    probabilities are trusted to be probabilities unless `from_logits`.
+    Shapes are always checked. Values are checked as the functional metrics
+    check them (probability rows, labels in range) whenever they are
+    concrete: eagerly, not inside a compiled step, where they are symbolic.
     """
     y_pred = keras.ops.convert_to_tensor(y_pred, dtype=metric.dtype)
     if len(y_pred.shape) != 2:
@@ -578,6 +588,9 @@ def _prepare(metric, y_true, y_pred, sample_weight):
             f"(N, 1), got {tuple(y_true.shape)} (one-hot labels are not "
             "supported)."
         )
+    probs, labels = _concrete(y_pred), _concrete(y_true)
+    if probs is not None and labels is not None and len(labels):
+        _check_labels(labels, _check_probs(probs, "y_pred"), "y_true")
     y_true = keras.ops.cast(y_true, "int32")
     if sample_weight is None:
         sample_weight = keras.ops.ones_like(y_true, dtype=metric.dtype)

@@ -34,6 +34,7 @@ Example:
 
 import copy
 import dataclasses
+import hashlib
 import math
 import numbers
 import os
@@ -295,6 +296,28 @@ class TrainingSet:
         self.seed = check_int("seed", seed, 0)
         self.input_shape = tuple(input_shape)
         self.steps_per_epoch = math.ceil(self.examples / self.batch_size)
+        # Where the examples come from (set by the constructors): part of
+        # the identity of a run trained on them.
+        self.source = {"kind": type(self).__name__}
+
+    def identity(self):
+        """What defines this training set's batches, JSON-serialisable: the
+        source (a digest of in-memory arrays, a dataset's name and split, a
+        folder), size, shape, batch size, seed and preprocessing. A run
+        resumed on a set of another identity would silently train on other
+        data; the recipes record it and refuse.
+
+        Example:
+
+        >>> from_arrays(x, y, 128).identity()["source"]["kind"]
+        'arrays'
+        """
+        return {"source": self.source, "examples": self.examples,
+                "input_shape": list(self.input_shape), "batch_size": self.batch_size,
+                "seed": self.seed, **self._preprocessing()}
+
+    def _preprocessing(self):
+        return {}
 
     def __repr__(self):
         return (f"TrainingSet(examples={self.examples}, batch_size="
@@ -436,6 +459,11 @@ class _IndexedTrainingSet(TrainingSet):
                 self._images = tf.constant(images)
                 self._labels = tf.constant(labels)
 
+    def _preprocessing(self):
+        as_list = (lambda v: None if v is None else [float(c) for c in np.ravel(v)])
+        return {"augment": self.augment, "padding": self.padding,
+                "mean": as_list(self.mean), "std": as_list(self.std)}
+
     def _augment_batch(self, images, offsets, flips):
         if self.augment is None:
             return images
@@ -533,7 +561,9 @@ def from_dataset(dataset):
         raise ValueError("Invalid `dataset`: it is empty or infinite; expected a "
                          "finite, batched dataset of (x, y).")
     batch_size = int(next(iter(dataset))[0].shape[0])
-    return _DatasetTrainingSet(dataset, steps, batch_size)
+    train = _DatasetTrainingSet(dataset, steps, batch_size)
+    train.source = {"kind": "dataset", "element_spec": repr(dataset.element_spec)}
+    return train
 
 
 def from_arrays(x, y, batch_size, seed=0, augment=None, mean=None, std=None,
@@ -601,9 +631,29 @@ def from_arrays(x, y, batch_size, seed=0, augment=None, mean=None, std=None,
             f"shape {x.shape[1:3]}.")
     if x.dtype.kind == "f" and x.dtype != np.float32:
         x = x.astype("float32")
-    return _IndexedTrainingSet(
+    train = _IndexedTrainingSet(
         len(x), batch_size, seed, x.shape[1:], x.dtype, images=x,
         labels=y.astype("int32"), augment=augment, padding=padding, mean=mean, std=std)
+    train.source = {"kind": "arrays", "dtype": str(x.dtype),
+                    "sha256": array_digest(x, y.astype("int32"))}
+    return train
+
+
+def array_digest(*arrays):
+    """A SHA-256 digest of arrays' shapes, dtypes and bytes, to tell data
+    sets apart.
+
+    Example:
+
+    >>> array_digest(x, y)[:8]
+    '3f1c0a9e'
+    """
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def _check_padding(padding, image_hw):
@@ -812,6 +862,8 @@ def load(name, data_dir=None, batch_size=128, validation_fraction=0.1, seed=0,
         len(train_index), batch_size, seed, x.shape[1:], x.dtype,
         images=x[train_index], labels=y[train_index], augment=augment,
         padding=_CIFAR_PADDING, mean=mean, std=std)
+    train.source = {"kind": "tfds", "name": name, "validation_fraction": validation_fraction,
+                    "split_seed": split_seed, "max_examples": max_examples}
     validation = None if val_index is None else _eval_from_arrays(
         x[val_index], y[val_index], eval_batch_size, mean, std)
     return ImageDataset(name, train, validation,
@@ -1007,6 +1059,8 @@ def _load_imagenet(data_dir, batch_size, eval_batch_size, validation_fraction,
         train_split, val_split = f"train[:{n}]", None
     train = _TfdsStreamTrainingSet(builder, train_split, splits[train_split].num_examples,
                                    batch_size, seed, augment, mean, std, shuffle_buffer)
+    train.source = {"kind": "tfds", "name": "imagenet2012", "split": train_split,
+                    "split_seed": split_seed}
     normalize = _normalizer(np.float32, mean, std)
     decoders = {"image": tfds.decode.SkipDecoding()}
 
@@ -1201,6 +1255,10 @@ def image_folder(path, image_size, batch_size=128, validation_fraction=0.1, seed
         train = _IndexedTrainingSet(len(train_files), batch_size, seed, (*size, 3),
                                     np.uint8, load_example=load_example,
                                     mean=mean, std=std, **common)
+    train.source = {"kind": "folder", "path": os.path.abspath(os.fspath(path)),
+                    "image_size": list(size), "validation_fraction": validation_fraction,
+                    "split_seed": split_seed, "files": array_digest(
+                        np.array([str(f) for f in train_files]), train_labels)}
     validation = None if val_index is None else eval_set(files[val_index], labels[val_index])
     test = None
     if test_path is not None:

@@ -20,6 +20,7 @@ killed writer left behind.
 
 import hashlib
 import json
+import math
 import os
 import platform
 import re
@@ -60,6 +61,26 @@ def versions():
 
         found["tensorflow"] = tf.__version__
     return found
+
+
+def architecture(model):
+    """What a checkpoint or run must match to be resumed on `model`: input
+    and output shapes, parameter count, and a digest of every weight's shape
+    in order (masks left out, so a model and its sparse copy agree; layer
+    names left out, as Keras numbers them anew in every build).
+
+    Example:
+
+    >>> architecture(models.get("lenet300-100"))["parameters"]
+    266610
+    """
+    shapes = [[int(d) for d in v.shape] for v in model.weights if v.dtype != "bool"]
+    tensors = [*(getattr(model, "inputs", None) or ()),
+               *(getattr(model, "outputs", None) or ())]
+    ports = [[None if d is None else int(d) for d in tensor.shape[1:]] for tensor in tensors]
+    digest = hashlib.sha256(json.dumps([ports, shapes]).encode()).hexdigest()
+    trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
+    return {"parameters": int(trainable), "shapes": ports, "digest": digest[:16]}
 
 
 def _sha256(path):
@@ -437,6 +458,9 @@ class RunDirectory:
             io.save_arrays_atomic(
                 best_weights, os.path.join(self.path, record["best_file"])
             )
+        record["architecture"] = architecture(model)["digest"]
+        record["sha256"] = {key: _sha256(os.path.join(self.path, record[key]))
+                            for key in ("file", "best_file") if key in record}
         self.manifest["checkpoint"] = record
         self._write_manifest()
         self._remove_checkpoint_files(previous)
@@ -455,9 +479,46 @@ class RunDirectory:
         if not record:
             return None
         state = {
-            k: v for k, v in record.items() if k not in ("file", "best_file", "serial")
+            k: v for k, v in record.items()
+            if k not in ("file", "best_file", "serial", "sha256", "architecture")
         }
         return os.path.join(self.path, record["file"]), state
+
+    def load_checkpoint(self, expected_architecture=None):
+        """Loads the last checkpoint's model (compiled, optimizer state
+        included) after checking its files against their checksums and its
+        architecture against the one it was saved with and
+        `expected_architecture` (an `architecture(...)["digest"]`).
+
+        Raises:
+            ValueError: the checkpoint is missing, changed, or of another
+                architecture; nothing is deleted, the error says what to do.
+        """
+        record = self.manifest.get("checkpoint")
+        if not record:
+            raise ValueError(f"Run directory {self.path!r} has no checkpoint.")
+        advice = (f" Nothing was deleted. To train this member again from its "
+                  f"start, delete {os.path.join(self.path, CHECKPOINT_DIR)!r} and "
+                  "set \"checkpoint\" to null in the manifest; or start the run "
+                  "over (freetickets-train --overwrite).")
+        for key, digest in (record.get("sha256") or {}).items():
+            path = os.path.join(self.path, record[key])
+            if not os.path.isfile(path):
+                raise ValueError(f"Corrupt checkpoint: {path!r} is missing.{advice}")
+            if _sha256(path) != digest:
+                raise ValueError(
+                    f"Corrupt checkpoint: {path!r} does not match its checksum (it "
+                    f"was truncated or changed after it was saved).{advice}")
+        model = keras.saving.load_model(
+            os.path.join(self.path, record["file"]), safe_mode=True)
+        found = architecture(model)["digest"]
+        for expected, what in ((record.get("architecture"), "it was saved with"),
+                               (expected_architecture, "this run builds")):
+            if expected is not None and found != expected:
+                raise ValueError(
+                    f"Checkpoint {record['file']!r} in {self.path!r} holds a model of "
+                    f"another architecture ({found}) than {what} ({expected}).{advice}")
+        return model
 
     def checkpoint_best_weights(self):
         """The best-epoch weights saved with the last checkpoint, or None."""

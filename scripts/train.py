@@ -374,13 +374,18 @@ def main(argv):
         ft.distribute.check_batch_size(_setting("batch_size"), strategy)
         run_dirs = {method: ft.distribute.worker_directory(
             os.path.join(FLAGS.output_dir, method), strategy) for method in methods}
-        if not FLAGS.overwrite:
-            for method, own_dir in run_dirs.items():
-                ft.tickets.RunDirectory.check_resumable(
-                    own_dir, method, 1 if method == "dense" else FLAGS.num_members,
-                    configs[method].to_dict())
         (train, validation, (x_test, y_test), test_name, num_classes,
          input_shape) = _load_data()
+
+        def build():
+            return ft.models.get(model_name, num_classes=num_classes,
+                                 input_shape=input_shape, initializer=FLAGS.initializer)
+
+        if not FLAGS.overwrite:  # every refusal before any training
+            for method in methods:
+                ft.ensembles.check_resumable(
+                    method, build, train, validation, configs[method],
+                    os.path.join(FLAGS.output_dir, method), strategy)
     except (ValueError, NotImplementedError) as error:
         advice = (" Pass --overwrite to start it over, or another --output_dir."
                   if "already holds" in str(error) else "")
@@ -389,10 +394,6 @@ def main(argv):
         raise app.UsageError(
             f"{error}\nPoint --data_dir at the tensorflow-datasets directory that "
             "holds it.") from error
-
-    def build():
-        return ft.models.get(model_name, num_classes=num_classes, input_shape=input_shape,
-                             initializer=FLAGS.initializer)
 
     replicas = ft.distribute.num_replicas(strategy)
     if FLAGS.verbose:

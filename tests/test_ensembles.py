@@ -129,7 +129,7 @@ def test_interrupted_dst_run_resumes_without_redoing_tickets(data, tmp_path):
 
     def flaky_build():
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:  # the reference model, member 0, then member 1
             raise RuntimeError("killed")
         return build()
 
@@ -380,4 +380,105 @@ def test_nan_inputs_are_refused_before_anything_is_written(where, data, tmp_path
     (x if where == "train" else x_val)[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         ensembles.train_dense(build, (x, y), (x_val, y_val), _config(), tmp_path / "run")
+    assert not os.path.exists(tmp_path / "run")
+
+
+def _wider():
+    return keras.Sequential([keras.Input((16,)), keras.layers.Dense(65, activation="relu"),
+                             keras.layers.Dense(64, activation="relu"), keras.layers.Dense(4)])
+
+
+@pytest.mark.parametrize("change, field", [
+    ("model", "architecture"),
+    ("train", "train_data"),
+    ("validation", "validation_data"),
+])
+def test_resuming_on_another_model_or_data_is_refused_before_writing(
+        change, field, data, tmp_path, monkeypatch):
+    (x, y), (x_val, y_val) = data
+    config = _config(epochs=2)
+    _kill_at_epoch_end(monkeypatch, fits_to_skip=0, epoch_to_kill=0)
+    with pytest.raises(_Killed):
+        ensembles.train_dst_ensemble(build, (x, y), (x_val, y_val), config, tmp_path)
+    monkeypatch.undo()
+    def files():  # the lock file aside: taking the lock writes its holder's name
+        return {name: os.path.getmtime(tmp_path / name)
+                for name in os.listdir(tmp_path) if name != ".lock"}
+
+    before = files()
+    model = _wider if change == "model" else build
+    train = (x[::-1].copy(), y[::-1].copy()) if change == "train" else (x, y)
+    val = (x_val[:-1], y_val[:-1]) if change == "validation" else (x_val, y_val)
+    with pytest.raises(ValueError, match=f"other settings.*{field}"):
+        ensembles.check_resumable("dst", model, train, val, config, tmp_path)
+    with pytest.raises(ValueError, match=f"other settings.*{field}"):
+        ensembles.train_dst_ensemble(model, train, val, config, tmp_path)
+    assert files() == before
+
+
+def _checkpointed_run(data, tmp_path, monkeypatch):
+    train, val = data
+    _kill_at_epoch_end(monkeypatch, fits_to_skip=0, epoch_to_kill=1)
+    with pytest.raises(_Killed):
+        ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    monkeypatch.undo()
+    run = RunDirectory.open(tmp_path)
+    return run, sorted(os.listdir(tmp_path / "checkpoint"))
+
+
+def test_a_corrupt_checkpoint_is_refused_with_its_reason_and_kept(
+        data, tmp_path, monkeypatch):
+    run, files = _checkpointed_run(data, tmp_path, monkeypatch)
+    path, _ = run.checkpoint
+    with open(path, "r+b") as f:
+        f.truncate(1000)
+    train, val = data
+    with pytest.raises(ValueError, match="does not match its checksum.*Nothing was deleted"):
+        ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == files
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_and_kept(
+        data, tmp_path, monkeypatch):
+    run, files = _checkpointed_run(data, tmp_path, monkeypatch)
+    path, _ = run.checkpoint
+    other = ft.sparsify(_wider(), 0.3, seed=0)
+    other.compile("sgd", "sparse_categorical_crossentropy")
+    other.save(path)  # a hand-copied checkpoint, checksum made to match
+    manifest = run.manifest
+    manifest["checkpoint"]["sha256"]["file"] = ft.tickets._sha256(path)
+    ft.io.write_json_atomic(manifest, run.manifest_path)
+    train, val = data
+    with pytest.raises(ValueError, match="another architecture"):
+        ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    assert sorted(os.listdir(tmp_path / "checkpoint")) == files
+
+
+@pytest.mark.parametrize("change, match", [
+    ("labels", "labels run from 0 to 9.*4 outputs"),
+    ("val_labels", "validation_data.*labels run from -1"),
+    ("shape", r"shape \(15,\).*takes \(16,\)"),
+    ("monitor", "monitor.*'val_accuracy'"),
+    ("val_monitor", "needs `validation_data`"),
+])
+def test_data_that_does_not_fit_the_model_is_refused_before_a_directory_exists(
+        change, match, data, tmp_path):
+    (x, y), (x_val, y_val) = data
+    config = _config()
+    val = (x_val, y_val)
+    if change == "labels":
+        y = y.copy()
+        y[0] = 9
+    elif change == "val_labels":
+        y_val = y_val.copy()
+        y_val[0] = -1
+        val = (x_val, y_val)
+    elif change == "shape":
+        x = x[:, :15]
+    elif change == "monitor":
+        config = _config(monitor="val_acc")
+    else:
+        config, val = _config(monitor="val_loss", selection="last"), None
+    with pytest.raises(ValueError, match=match):
+        ensembles.train_dst_ensemble(build, (x, y), val, config, tmp_path / "run")
     assert not os.path.exists(tmp_path / "run")

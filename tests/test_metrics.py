@@ -519,3 +519,28 @@ def test_streaming_bad_shapes():
 def test_module_doctests():
     """The docstring examples run."""
     assert doctest.testmod(metrics).failed == 0
+
+
+@pytest.mark.parametrize("metric_class", [
+    metrics.NegativeLogLikelihood, metrics.BrierScore, metrics.ExpectedCalibrationError])
+@pytest.mark.parametrize("y_true, y_pred, match", [
+    ([0], [[1.5, 0.5]], "sum to one.*found a row summing to 2"),
+    ([0], [[-0.5, 1.5]], "negative"),
+    ([0], [[np.nan, 1.0]], "NaN"),
+    ([2], [[0.5, 0.5]], r"class ids must be in \[0, 2\)"),
+    ([0.5], [[0.5, 0.5]], "integer class ids"),
+])
+def test_streaming_metrics_check_values_as_the_functions_do(metric_class, y_true, y_pred,
+                                                            match):
+    with pytest.raises(ValueError, match=match):
+        metric_class().update_state(np.array(y_true), np.array(y_pred, "float32"))
+
+
+def test_streaming_metrics_still_run_inside_fit():
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy",
+                  metrics=[metrics.NegativeLogLikelihood(), metrics.ExpectedCalibrationError()])
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    history = model.fit(x, np.arange(16) % 2, epochs=1, verbose=0)
+    assert history.history["nll"][0] > 0

@@ -167,6 +167,8 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
     no_data = ((None, None), None, (None, None), "test set", 10, (32, 32, 3))
     monkeypatch.setattr(train, "_load_data", lambda: no_data)
     monkeypatch.setattr("freetickets_tf.ensembles.train_ensemble", record)
+    # No data here, so nothing to check a run directory against.
+    monkeypatch.setattr("freetickets_tf.ensembles.check_resumable", lambda *a, **k: None)
     folder = os.path.join(os.path.dirname(train.__file__), "flags")
     with pytest.raises(SystemExit):
         run_main(train, f"--flagfile={os.path.join(folder, 'wrn28x10_cifar10_edst.cfg')}")
@@ -328,3 +330,17 @@ def test_overwrite_refuses_a_directory_another_process_writes(tmp_path, run_main
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_another_model_on_a_finished_run_is_refused_at_start_up(tmp_path, run_main):
+    from absl import app
+
+    from freetickets_tf.scripts import train
+
+    flags = ["--method=dense", "--nocompare", "--model=lenet300-100", "--epochs=1",
+             "--lr=0.2", "--verbose=0", f"--output_dir={tmp_path}"]
+    run_main(train, *flags)
+    with pytest.raises(app.UsageError, match="architecture.*--overwrite"):
+        run_main(train, *flags, "--model=mlp-cifar10")
+    with pytest.raises(app.UsageError, match="train_data"):
+        run_main(train, *flags, "--validation_fraction=0.2")
