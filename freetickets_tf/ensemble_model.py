@@ -148,6 +148,11 @@ class EnsembleModel(keras.Model):
         return_member_probabilities: If True, the model returns a dict:
             `"probabilities"` `(batch, classes)` and `"member_probabilities"`
             `(batch, members, classes)`.
+        preprocessing: How the members' training images were preprocessed
+            (a `TrainingSet.preprocessing()` dict; `from_run` reads it from
+            the run), so that `freetickets_tf.evaluation` prepares raw image
+            arrays the same way; None: arrays are taken as they are, and
+            uint8 arrays are refused.
         name: Name of the model.
         **kwargs: Other `keras.Model` arguments, e.g. `trainable`.
 
@@ -169,10 +174,12 @@ class EnsembleModel(keras.Model):
         members,
         member_outputs="auto",
         return_member_probabilities=False,
+        preprocessing=None,
         name=None,
         **kwargs,
     ):
         super().__init__(name=name, **kwargs)
+        self.preprocessing = preprocessing
         check_choice("member_outputs", member_outputs, MEMBER_OUTPUTS)
         if not isinstance(members, (list, tuple)):
             raise ValueError(
@@ -293,7 +300,10 @@ class EnsembleModel(keras.Model):
         """
         from freetickets_tf.tickets import RunDirectory
 
-        members = RunDirectory.open(path).load_tickets(allow_partial=allow_partial)
+        run = RunDirectory.open(path)
+        members = run.load_tickets(allow_partial=allow_partial)
+        kwargs.setdefault("preprocessing", (run.manifest.get("config") or {}).get(
+            "preprocessing"))
         return cls(members, **kwargs)
 
     def get_config(self):
@@ -305,6 +315,7 @@ class EnsembleModel(keras.Model):
             ],
             "member_outputs": self.member_outputs,
             "return_member_probabilities": self.return_member_probabilities,
+            "preprocessing": self.preprocessing,
         }
 
     @classmethod

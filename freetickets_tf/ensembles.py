@@ -306,7 +306,8 @@ def _check_fits_model(model, train, train_data, validation_data, config):
     """The data fits the model and the monitor exists, checked before a run
     directory is made (a late error would leave one behind)."""
     check_choice("monitor", config.monitor, MONITORS)
-    if config.monitor.startswith("val_") and validation_data is None:
+    if (config.selection == "best" and config.monitor.startswith("val_")
+            and validation_data is None):
         raise ValueError(
             f"Invalid `monitor`: {config.monitor!r} needs `validation_data`; "
             "use 'accuracy' or 'loss', or pass validation data.")
@@ -400,7 +401,14 @@ class _Recipe:
         self.build_model = build_model
         self.train = _training_set(train_data, config.batch_size, config.seed)
         self.train_data = train_data
+        # Validation arrays get the training batches' preprocessing (uint8
+        # scaled, mean and std), or selection would score unscaled images.
         self.validation_data = _checked_validation_data(validation_data)
+        if isinstance(self.validation_data, (tuple, list)):
+            self.validation_data = (
+                pipelines.apply_preprocessing(self.validation_data[0],
+                                              self.train.preprocessing(), "validation_data"),
+                self.validation_data[1])
         self.config = config
         self.strategy = distribute.check_strategy(strategy)
         distribute.check_batch_size(self.train.batch_size, self.strategy)
@@ -419,6 +427,7 @@ class _Recipe:
                           config)
         self.architecture = tickets.architecture(self.reference)
         identity = {
+            "preprocessing": self.train.preprocessing(),
             "architecture": self.architecture,
             "train_data": self.train.identity(),
             "validation_data": _data_identity(validation_data),

@@ -26,6 +26,7 @@ import numpy as np
 
 from freetickets_tf import io
 from freetickets_tf import metrics
+from freetickets_tf import pipelines
 from freetickets_tf._validation import check_choice
 from freetickets_tf.ensemble_model import EnsembleModel
 
@@ -52,10 +53,27 @@ def ensemble_probabilities(ensemble, x, batch_size=256):
     model = ensemble
     if not ensemble.return_member_probabilities:
         model = EnsembleModel(ensemble.members, ensemble.member_outputs,
-                              return_member_probabilities=True)
+                              return_member_probabilities=True,
+                              preprocessing=ensemble.preprocessing)
+    x = _prepared_inputs(x, ensemble.preprocessing)
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
     members = np.moveaxis(outputs["member_probabilities"], 1, 0)
     return outputs["probabilities"], members
+
+
+def _prepared_inputs(x, preprocessing):
+    """Image arrays as the members were trained on them (datasets are taken
+    as they come: the pipelines' evaluation sets are already prepared)."""
+    if hasattr(x, "element_spec"):
+        return x
+    x = np.asarray(x)
+    if preprocessing is None and x.dtype == np.uint8:
+        raise ValueError(
+            "Invalid `x`: uint8 images would reach the model unscaled (0-255). "
+            "Scale them as the training images were (x / 255), or build the "
+            "ensemble with EnsembleModel.from_run(run_dir), which knows the "
+            "run's preprocessing.")
+    return pipelines.apply_preprocessing(x, preprocessing)
 
 
 def _inputs_and_labels(dataset):
@@ -267,7 +285,7 @@ class _Evaluation:
 
         from freetickets_tf import plots
 
-        x = self.x[:examples]
+        x = _prepared_inputs(self.x[:examples], self.ensemble.preprocessing)
         vectors, owners, epochs = [], [], []
         total = sum(len(v) for v in snapshots.values())
         progress = keras.utils.Progbar(total, verbose=self.verbose)

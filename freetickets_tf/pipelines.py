@@ -319,6 +319,11 @@ class TrainingSet:
     def _preprocessing(self):
         return {}
 
+    def preprocessing(self):
+        """How raw examples become the model's inputs, as a JSON dict for
+        `apply_preprocessing` (None: a dataset's own, unknown here)."""
+        return None
+
     def __repr__(self):
         return (f"TrainingSet(examples={self.examples}, batch_size="
                 f"{self.batch_size}, steps_per_epoch={self.steps_per_epoch}, "
@@ -448,6 +453,7 @@ class _IndexedTrainingSet(TrainingSet):
                  mean=None, std=None):
         super().__init__(examples, batch_size, seed, input_shape)
         tf = _tf()
+        self.dtype = np.dtype(dtype).name
         self.augment = augment
         self.padding = int(padding)
         self.mean, self.std = mean, std
@@ -460,9 +466,12 @@ class _IndexedTrainingSet(TrainingSet):
                 self._labels = tf.constant(labels)
 
     def _preprocessing(self):
+        return {"augment": self.augment, "padding": self.padding, **self.preprocessing()}
+
+    def preprocessing(self):
         as_list = (lambda v: None if v is None else [float(c) for c in np.ravel(v)])
-        return {"augment": self.augment, "padding": self.padding,
-                "mean": as_list(self.mean), "std": as_list(self.std)}
+        return {"input_dtype": self.dtype, "mean": as_list(self.mean),
+                "std": as_list(self.std)}
 
     def _augment_batch(self, images, offsets, flips):
         if self.augment is None:
@@ -654,6 +663,45 @@ def array_digest(*arrays):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(array.data)
     return digest.hexdigest()
+
+
+def apply_preprocessing(x, preprocessing, name="x"):
+    """Raw images as the model was trained on them: `preprocessing` is a
+    training set's `preprocessing()` (uint8 divided by 255, then the
+    per-channel mean and std if any). The same rule as `from_arrays`: uint8
+    images are scaled, float images are taken as already in [0, 1].
+
+    Raises:
+        ValueError: uint8 images for a model trained on float images, or
+            float images with values above 1 for one trained on uint8 images
+            (they were converted to float without the division by 255).
+
+    Example:
+
+    >>> x_val = apply_preprocessing(x_val_uint8, train.preprocessing())
+    """
+    x = np.asarray(x)
+    if preprocessing is None:
+        return x
+    trained_on = preprocessing.get("input_dtype")
+    if x.dtype == np.uint8:
+        if trained_on != "uint8":
+            raise ValueError(
+                f"Invalid `{name}`: uint8 images, but the model was trained on "
+                f"{trained_on} images; convert them as the training images were.")
+        # As `_normalizer` does, so that both give the same floats.
+        x = x.astype("float32") * np.float32(1.0 / 255.0)
+    elif x.dtype.kind == "f":
+        if trained_on == "uint8" and x.size and float(np.nanmax(x)) > 1.0 + 1e-6:
+            raise ValueError(
+                f"Invalid `{name}`: float images with values up to "
+                f"{float(np.nanmax(x)):g}, but the model was trained on uint8 images "
+                "scaled to [0, 1]. Pass them as uint8, or divide them by 255.")
+        x = x.astype("float32")
+    if preprocessing.get("mean") is not None:
+        x = (x - np.asarray(preprocessing["mean"], "float32")) / np.asarray(
+            preprocessing["std"], "float32")
+    return x
 
 
 def _check_padding(padding, image_hw):

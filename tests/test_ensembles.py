@@ -478,7 +478,42 @@ def test_data_that_does_not_fit_the_model_is_refused_before_a_directory_exists(
     elif change == "monitor":
         config = _config(monitor="val_acc")
     else:
-        config, val = _config(monitor="val_loss", selection="last"), None
+        config, val = _config(monitor="val_loss"), None
     with pytest.raises(ValueError, match=match):
         ensembles.train_dst_ensemble(build, (x, y), val, config, tmp_path / "run")
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_uint8_and_scaled_images_train_and_evaluate_alike(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (96, 4, 4, 1), dtype=np.uint8)
+    labels = (images.reshape(96, -1).mean(axis=1) > 127).astype("int32")
+
+    def small():
+        return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(8, activation="relu"),
+                                 keras.layers.Dense(2)])
+
+    # The loss tells unscaled images apart (accuracy may not: a ReLU net on
+    # 255x its inputs often ranks the classes alike).
+    config = _config(epochs=2, batch_size=32, monitor="val_loss")
+    runs = {}
+    scaled_images = images.astype("float32") * np.float32(1 / 255)
+    for kind, x in (("uint8", images), ("float", scaled_images)):
+        train, val = (x[:64], labels[:64]), (x[64:], labels[64:])
+        runs[kind] = ensembles.train_dense(small, train, val, config, tmp_path / kind)
+    (a,), (b,) = (RunDirectory.open(r.run_dir).load_tickets() for r in runs.values())
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=1e-6)  # same batches, same selection
+    # Selection scored the uint8 validation images scaled, as the float ones.
+    picked = [(r.tickets[0]["epoch"], r.tickets[0]["monitor_value"]) for r in runs.values()]
+    assert picked[0] == pytest.approx(picked[1])
+
+    ensemble = ft.EnsembleModel.from_run(runs["uint8"].run_dir)
+    raw, _ = ft.evaluation.ensemble_probabilities(ensemble, images)
+    scaled, _ = ft.evaluation.ensemble_probabilities(ensemble, scaled_images)
+    np.testing.assert_allclose(raw, scaled, atol=1e-6)
+    with pytest.raises(ValueError, match="values up to 255.*divide them by 255"):
+        ft.evaluation.ensemble_probabilities(ensemble, images.astype("float32"))
+    with pytest.raises(ValueError, match="uint8 images would reach the model unscaled"):
+        ft.evaluation.evaluate_ensemble(ft.EnsembleModel([a]), images, labels)
