@@ -29,7 +29,7 @@ the settings when used.
 overrides it):
 
 * `long` (default): the over-parameterised, trained-to-over-fitting regime
-  where the paper's claim can be checked on two CPU cores (~1 hour).
+  where the paper's claim can be checked on two CPU cores (30-40 minutes).
 * `short`: LeNet-5 x4, 5,000 images, 8 epochs (the earlier default, ~35 min):
   too short for sparse ensembles to pay off.
 
