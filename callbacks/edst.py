@@ -71,10 +71,10 @@ class EDSTCallback(keras.callbacks.Callback):
         )
         self.large_death_rate = check_death_rate(large_death_rate, "large_death_rate")
         self.sparsity_callback = sparsity_callback
+        self.snapshot = BestSnapshot(monitor, mode, selection)
         self.run = open_run(
             run_dir, "edst", num_members, {"schedule": self.schedule.get_config()}
         )
-        self.snapshot = BestSnapshot(monitor, mode, selection)
         self.seed = seed
         self.flops_callback = flops_callback
         self.verbose = verbose

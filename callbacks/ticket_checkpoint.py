@@ -132,9 +132,16 @@ class TicketCheckpoint(keras.callbacks.Callback):
                  monitor="val_accuracy", mode=None, selection="best", seed=None,
                  flops_callback=None):
         super().__init__()
-        self.run = open_run(run_dir, method, check_int("num_members", num_members, 1))
+        # Every argument checked before the run directory is made.
         self.member = check_int("member", member, 0)
+        num_members = (run_dir.num_members if isinstance(run_dir, RunDirectory)
+                       else check_int("num_members", num_members, 1))
+        if self.member >= num_members:
+            raise ValueError(
+                f"Invalid `member`: {member}; a run of {num_members} tickets has "
+                f"members 0..{num_members - 1}.")
         self.snapshot = BestSnapshot(monitor, mode, selection)
+        self.run = open_run(run_dir, method, num_members)
         self.seed = seed
         self.flops_callback = flops_callback
         self.entry = None

@@ -150,9 +150,10 @@ class EnsembleModel(keras.Model):
             `(batch, members, classes)`.
         preprocessing: How the members' training images were preprocessed
             (a `TrainingSet.preprocessing()` dict; `from_run` reads it from
-            the run), so that `freetickets_tf.evaluation` prepares raw image
-            arrays the same way; None: arrays are taken as they are, and
-            uint8 arrays are refused.
+            the run), so that `freetickets_tf.evaluation` and the exported
+            SavedModel prepare raw images the same way; None: arrays are taken
+            as they are, and uint8 arrays are refused. Calling the model
+            itself takes prepared float inputs and refuses integer ones.
         name: Name of the model.
         **kwargs: Other `keras.Model` arguments, e.g. `trainable`.
 
@@ -224,6 +225,16 @@ class EnsembleModel(keras.Model):
         return len(self._members)
 
     def call(self, inputs, training=False):
+        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        if "int" in dtype:
+            # Integer images would reach the members unscaled (0-255).
+            raise ValueError(
+                f"Invalid inputs: {dtype} images reach the members as they are, "
+                "unscaled. Prepare them as the training images were "
+                "(`freetickets_tf.pipelines.apply_preprocessing(x, "
+                "ensemble.preprocessing)`), or pass them to "
+                "`freetickets_tf.evaluation`, which does, or serve the exported "
+                "SavedModel, which takes them raw.")
         member_probabilities = []
         for member, kind in zip(self._members, self.member_output_kinds):
             outputs = member(inputs, training=training)

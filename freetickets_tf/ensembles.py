@@ -42,6 +42,7 @@ from freetickets_tf import losses
 from freetickets_tf import masking
 from freetickets_tf import optimizers
 from freetickets_tf import pipelines
+from freetickets_tf import rewiring
 from freetickets_tf import tickets
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
@@ -62,11 +63,14 @@ from freetickets_tf.callbacks.training_flops import TrainingFlopsCallback
 from freetickets_tf.densities import DISTRIBUTIONS
 from freetickets_tf.ensemble_model import EnsembleModel
 from freetickets_tf.ensemble_model import output_kind
+from freetickets_tf.schedules import DEATH_RATE_SCHEDULES
 from freetickets_tf.schedules import EDSTSchedule
 from freetickets_tf.schedules import step_decay_learning_rate
 from freetickets_tf.tickets import RunDirectory
 
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
+# The methods that train dense models (the others make them sparse).
+DENSE_METHODS = ("deep_ensemble", "dense")
 
 
 @dataclasses.dataclass
@@ -189,6 +193,10 @@ class EnsembleConfig:
         check_int("update_frequency", self.update_frequency, 1)
         check_death_rate(self.death_rate)
         check_death_rate(self.large_death_rate, "large_death_rate")
+        check_choice("death_rate_schedule", self.death_rate_schedule,
+                     DEATH_RATE_SCHEDULES)
+        check_choice("death", self.death, tuple(rewiring.DEATH_MODES))
+        check_choice("growth", self.growth, rewiring.GROWTH_MODES)
         if self.update_end_fraction is not None and not (
             0 < self.update_end_fraction <= 1
         ):
@@ -215,6 +223,12 @@ class EnsembleConfig:
         for name in ("learning_rate", "finetune_learning_rate"):
             check_positive(name, getattr(self, name))
         check_int("warmup_epochs", self.warmup_epochs, 0)
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"Invalid `warmup_epochs`: {self.warmup_epochs} of a {self.epochs}-epoch "
+                "run; the warm-up must end before the run does.")
+        check_int("verbose", self.verbose, 0)
+        check_choice("jit_compile", self.jit_compile, ("auto", True, False))
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(
                 f"Invalid `label_smoothing`: {self.label_smoothing!r}. Expected a "
@@ -225,6 +239,8 @@ class EnsembleConfig:
                 f"Invalid `lr_milestones`: {self.lr_milestones!r}. Expected "
                 "fractions of the epochs, each in (0, 1)."
             )
+        for i, rate in enumerate(self.refinement_learning_rates or ()):
+            check_positive(f"refinement_learning_rates[{i}]", rate)
         if method == "edst":
             # Checks epochs / exploration / phase lengths with clear messages.
             self.edst_schedule()
@@ -302,22 +318,29 @@ def _training_set(data, batch_size, seed):
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 
-def _check_fits_model(model, train, train_data, validation_data, config):
-    """The data fits the model and the monitor exists, checked before a run
-    directory is made (a late error would leave one behind)."""
+def _check_fits_model(method, model, train, train_data, validation_data, config):
+    """The data fits the model, the model can be made sparse and the monitor
+    exists, checked before a run directory is made (a late error would leave
+    one behind)."""
     check_choice("monitor", config.monitor, MONITORS)
+    if method not in DENSE_METHODS:
+        masking.check_maskable(model)
     if (config.selection == "best" and config.monitor.startswith("val_")
             and validation_data is None):
         raise ValueError(
             f"Invalid `monitor`: {config.monitor!r} needs `validation_data`; "
             "use 'accuracy' or 'loss', or pass validation data.")
     if not isinstance(model.input_shape, list):  # one input
-        expected, got = tuple(model.input_shape[1:]), tuple(train.input_shape)
-        if len(expected) != len(got) or any(
-                e is not None and e != g for e, g in zip(expected, got)):
-            raise ValueError(
-                f"Invalid `train_data`: its examples have shape {got}; the model "
-                f"takes {expected}.")
+        expected = tuple(model.input_shape[1:])
+        shapes = [("train_data", tuple(train.input_shape))]
+        if isinstance(validation_data, (tuple, list)):
+            shapes.append(("validation_data", np.shape(validation_data[0])[1:]))
+        for name, got in shapes:
+            if len(expected) != len(got) or any(
+                    e is not None and e != g for e, g in zip(expected, got)):
+                raise ValueError(
+                    f"Invalid `{name}`: its examples have shape {got}; the model "
+                    f"takes {expected}.")
     classes = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
     for name, data in (("train_data", train_data), ("validation_data", validation_data)):
         if not isinstance(data, (tuple, list)) or classes is None:
@@ -386,8 +409,12 @@ class _Recipe:
                  run_dir, strategy=None, open_run=True):
         if config is None:
             config = EnsembleConfig()
+        if not isinstance(config, EnsembleConfig):
+            raise ValueError(
+                f"Invalid `config`: expected an EnsembleConfig, got "
+                f"{type(config).__name__}; e.g. `EnsembleConfig(**settings)`.")
         config.validate(method)
-        if not callable(build_model):
+        if isinstance(build_model, keras.Model) or not callable(build_model):
             raise ValueError(
                 "Invalid `build_model`: expected a function with no arguments "
                 "returning a built, uncompiled Keras model."
@@ -423,7 +450,7 @@ class _Recipe:
         # Built once: its architecture, with the data, is part of what
         # defines the run (resuming on another is refused).
         self.reference = self.new_model(config.seed)
-        _check_fits_model(self.reference, self.train, train_data, self.validation_data,
+        _check_fits_model(method, self.reference, self.train, train_data, self.validation_data,
                           config)
         self.architecture = tickets.architecture(self.reference)
         identity = {

@@ -28,6 +28,7 @@ from freetickets_tf import io
 from freetickets_tf import metrics
 from freetickets_tf import pipelines
 from freetickets_tf._validation import check_choice
+from freetickets_tf._validation import check_int
 from freetickets_tf.ensemble_model import EnsembleModel
 
 MODES = ("predict", "calibration", "disagreement", "kd", "ood", "corruption", "tsne")
@@ -377,6 +378,11 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
         raise ValueError(f"Invalid `modes`: empty. Choose from {MODES}.")
     for mode in modes:
         check_choice("modes", mode, MODES)
+    for name, value in (("num_bins", num_bins), ("tsne_examples", tsne_examples),
+                        ("batch_size", batch_size)):
+        check_int(name, value, 1)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"Invalid `output_dir`: {output_dir!r} is a file, not a directory.")
     # Everything a mode needs is checked before any (possibly long) work.
     if "ood" in modes and not ood_data:
         raise ValueError("Mode 'ood' needs `ood_data`: {name: out-of-distribution inputs}.")

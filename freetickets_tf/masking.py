@@ -190,6 +190,21 @@ def _check_exclude(model, exclude):
     return exclude
 
 
+def check_maskable(model, exclude=None):
+    """Raises `ValueError` unless `sparsify` finds a layer of `model` to mask
+    (checked before a recipe writes anything)."""
+    if not any(
+        type(layer) in masked_layers.MASKED_VERSIONS and not _excluded(layer, exclude)
+        for layer in _leaf_layers(model)
+    ):
+        raise ValueError(
+            f"Invalid `model`: {model.name!r} has no layer that can be masked"
+            + (" (after `exclude`)" if exclude else "") + ". Maskable: "
+            + ", ".join(cls.__name__ for cls in masked_layers.MASKED_VERSIONS)
+            + "."
+        )
+
+
 def clone_layer_by_layer(model, clone_layer, action, hint=""):
     """`keras.models.clone_model` with `clone_layer` on every layer (nested
     models too), and a clear error for models Keras cannot copy that way.
@@ -294,6 +309,7 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None,
             "sparse (sparsify masks the kernels of Dense and Conv layers)."
         )
     exclude = _check_exclude(model, exclude)
+    check_maskable(model, exclude)
 
     def clone_layer(layer):
         masked = None if _excluded(layer, exclude) else masked_layers.masked_version(layer)
@@ -305,13 +321,6 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None,
         "`MaskedConv2D`, ... and call `freetickets_tf.init_masks(model, density)`.",
     )
     copy_weights(model, sparse)
-    if not masked_kernels(sparse):
-        raise ValueError(
-            "The model has no layer that can be masked (after `exclude`). "
-            "Maskable: "
-            + ", ".join(cls.__name__ for cls in masked_layers.MASKED_VERSIONS)
-            + "."
-        )
     init_masks(sparse, density, distribution, seed, rescale)
     unsupported = [
         layer

@@ -167,7 +167,7 @@ def _crop_flip(images, offsets, flips, padding, mode):
     return tf.where(inside, out, tf.zeros_like(out))
 
 
-def _normalizer(dtype, mean, std):
+def normalizer(dtype, mean, std):
     """A function mapping images of `dtype` to float32: uint8 is divided by
     255, then `(x - mean) / std` per channel when `mean` is given."""
     tf = _tf()
@@ -457,7 +457,7 @@ class _IndexedTrainingSet(TrainingSet):
         self.augment = augment
         self.padding = int(padding)
         self.mean, self.std = mean, std
-        self._normalize = _normalizer(dtype, mean, std)
+        self._normalize = normalizer(dtype, mean, std)
         self._load_example = load_example
         if images is not None:
             # On the host: tf.data runs there, also when a GPU is present.
@@ -689,7 +689,7 @@ def apply_preprocessing(x, preprocessing, name="x"):
             raise ValueError(
                 f"Invalid `{name}`: uint8 images, but the model was trained on "
                 f"{trained_on} images; convert them as the training images were.")
-        # As `_normalizer` does, so that both give the same floats.
+        # As `normalizer` does, so that both give the same floats.
         x = x.astype("float32") * np.float32(1.0 / 255.0)
     elif x.dtype.kind == "f":
         if trained_on == "uint8" and x.size and float(np.nanmax(x)) > 1.0 + 1e-6:
@@ -699,8 +699,9 @@ def apply_preprocessing(x, preprocessing, name="x"):
                 "scaled to [0, 1]. Pass them as uint8, or divide them by 255.")
         x = x.astype("float32")
     if preprocessing.get("mean") is not None:
-        x = (x - np.asarray(preprocessing["mean"], "float32")) / np.asarray(
-            preprocessing["std"], "float32")
+        # As `normalizer` does: multiply by the float32 reciprocal.
+        x = (x - np.asarray(preprocessing["mean"], "float32")) * (
+            1.0 / np.asarray(preprocessing["std"], "float32"))
     return x
 
 
@@ -717,7 +718,7 @@ def _eval_from_arrays(x, y, batch_size, mean, std):
     tf = _tf()
     with tf.device("/CPU:0"):
         ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
-    normalize = _normalizer(x.dtype, mean, std)
+    normalize = normalizer(x.dtype, mean, std)
     return ds.batch(batch_size).map(
         _plain(lambda images, labels: (normalize(images), labels)),
         num_parallel_calls=_autotune(), deterministic=True).prefetch(_autotune())
@@ -1035,7 +1036,7 @@ class _TfdsStreamTrainingSet(TrainingSet):
         self.shuffle_buffer = shuffle_buffer
         self.mean, self.std = mean, std
         self._cycle = max(1, min(cycle_length, len(self._files)))
-        self._normalize = _normalizer(np.float32, mean, std)
+        self._normalize = normalizer(np.float32, mean, std)
 
     def _epoch(self, key, drop_remainder=False, skip_batches=0):
         import tensorflow_datasets as tfds
@@ -1109,7 +1110,7 @@ def _load_imagenet(data_dir, batch_size, eval_batch_size, validation_fraction,
                                    batch_size, seed, augment, mean, std, shuffle_buffer)
     train.source = {"kind": "tfds", "name": "imagenet2012", "split": train_split,
                     "split_seed": split_seed}
-    normalize = _normalizer(np.float32, mean, std)
+    normalize = normalizer(np.float32, mean, std)
     decoders = {"image": tfds.decode.SkipDecoding()}
 
     def evaluation(split):
@@ -1271,7 +1272,7 @@ def image_folder(path, image_size, batch_size=128, validation_fraction=0.1, seed
         if cache:
             return _eval_from_arrays(_decode_files(eval_files, size), eval_labels,
                                      eval_batch_size, mean, std)
-        normalize = _normalizer(np.uint8, mean, std)
+        normalize = normalizer(np.uint8, mean, std)
         ds = tf.data.Dataset.from_tensor_slices((eval_files, eval_labels)).map(
             _plain(lambda f, y: (load_image(f), y)), num_parallel_calls=_autotune(),
             deterministic=True)

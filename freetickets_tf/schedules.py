@@ -5,6 +5,7 @@ import math
 
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_int
+from freetickets_tf._validation import check_positive
 
 DEATH_RATE_SCHEDULES = ("constant", "cosine")
 
@@ -128,7 +129,8 @@ class EDSTSchedule:
                 f"after exploration cannot hold {num_members} phases. Raise "
                 "`epochs`, lower `exploration_epochs` or `num_members`."
             )
-        self.learning_rates = tuple(float(lr) for lr in learning_rates)
+        self.learning_rates = tuple(
+            check_positive(f"learning_rates[{i}]", lr) for i, lr in enumerate(learning_rates))
         if phase_milestones is None:
             if len(self.learning_rates) != 3:
                 raise ValueError(

@@ -16,9 +16,11 @@ from freetickets_tf import backend
 from freetickets_tf import io
 from freetickets_tf import layers as masked_layers
 from freetickets_tf import masking
+from freetickets_tf import pipelines
 from freetickets_tf.ensemble_model import EnsembleModel
 
 ENDPOINT = "serve"
+SCALED_ENDPOINT = "serve_scaled"
 SIGNATURE = "serving_default"
 
 _BASE_CLASSES = {masked: base for base, masked in masked_layers.MASKED_VERSIONS.items()}
@@ -59,6 +61,45 @@ def fold_masks(model):
     return folded
 
 
+def _serving_function(model, preprocessing, dtype):
+    """`inputs -> outputs` of the SavedModel for inputs of `dtype`, prepared
+    by the same function as the training pipeline (`pipelines.normalizer`),
+    so a served uint8 image gives the probabilities evaluation gives."""
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(dtype)
+    if preprocessing is None:
+        return lambda inputs: model(inputs, training=False)
+    trained_on = preprocessing.get("input_dtype") or "float32"
+    if dtype == tf.uint8 and trained_on != "uint8":
+        raise ValueError(
+            f"Invalid `input_signature`: uint8 inputs, but the members were trained "
+            f"on {trained_on} images. Use a float32 signature.")
+    if not (dtype == tf.uint8 or dtype.is_floating):
+        raise ValueError(
+            f"Invalid `input_signature`: dtype {dtype.name}; expected uint8 or a "
+            "float dtype.")
+    # A float image is taken as already in [0, 1], as `apply_preprocessing` does.
+    normalize = pipelines.normalizer(
+        "uint8" if dtype == tf.uint8 else "float32", preprocessing.get("mean"),
+        preprocessing.get("std"))
+    if dtype == tf.uint8 or trained_on != "uint8":
+        return lambda inputs: model(normalize(inputs), training=False)
+
+    def serve_scaled(inputs):
+        # Images converted to float without the division by 255 would be
+        # served silently wrong: refuse them, as `apply_preprocessing` does.
+        check = tf.debugging.assert_less_equal(
+            tf.reduce_max(inputs), tf.cast(1.0 + 1e-6, inputs.dtype),
+            message="float images above 1: the members were trained on uint8 "
+                    "images scaled to [0, 1]; send uint8 to 'serving_default', "
+                    "or divide by 255")
+        with tf.control_dependencies([check]):
+            return model(normalize(inputs), training=False)
+
+    return serve_scaled
+
+
 def _check_backend():
     backend.require_backend(
         "SavedModel export",
@@ -89,10 +130,16 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
 
     The masks of every member are folded (`fold_masks`), so the SavedModel
     holds plain kernels and no mask variables. Its endpoint `serve`, also the
-    `serving_default` signature, takes a float32 batch of shape
-    `(None, *input_shape)` and returns a dict: `"probabilities"`
-    `(batch, classes)`, the ensemble prediction, and `"member_probabilities"`
-    `(batch, members, classes)`.
+    `serving_default` signature, takes a batch of shape `(None, *input_shape)`
+    and returns a dict: `"probabilities"` `(batch, classes)`, the ensemble
+    prediction, and `"member_probabilities"` `(batch, members, classes)`.
+
+    The signature takes the raw images the members were trained on: with the
+    ensemble's `preprocessing` (from `EnsembleModel.from_run`), uint8 images
+    for a run trained on uint8 images, which the SavedModel scales by 1/255
+    and normalises exactly as training did; a second endpoint
+    `serve_scaled` then takes float32 images already in [0, 1]. Without
+    `preprocessing` it takes float32 inputs as the members see them.
 
     The export is atomic: it is written to a temporary directory beside
     `path` and renamed into place when complete, so an existing SavedModel at
@@ -103,19 +150,21 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
         path: Directory of the SavedModel. If it exists it must be an earlier
             SavedModel (or empty); it is replaced.
         input_signature: Optional `tf.TensorSpec`, or a list of one, for the
-            input; by default `(None, *input_shape)` float32.
+            input; by default `(None, *input_shape)` of the training images'
+            dtype (float32 without `preprocessing`).
         verbose: Whether to print what was written.
 
     Raises:
         NotImplementedError: the Keras backend is not TensorFlow.
-        ValueError: `ensemble` is not an `EnsembleModel`, or `path` exists and
-            is not a SavedModel.
+        ValueError: `ensemble` is not an `EnsembleModel`, `path` exists and
+            is not a SavedModel, or `input_signature`'s dtype is not one the
+            ensemble's preprocessing accepts.
 
     Example:
 
     >>> export_saved_model(EnsembleModel.from_run("runs/edst"), "exported/edst")
     >>> serving = tf.saved_model.load("exported/edst")
-    >>> serving.signatures["serving_default"](inputs=x)["probabilities"]
+    >>> serving.signatures["serving_default"](inputs=x_uint8)["probabilities"]
     """
     _check_backend()
     import tensorflow as tf
@@ -128,9 +177,11 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
         )
     path = os.path.abspath(os.fspath(path))
     _check_replaceable(path)
+    preprocessing = ensemble.preprocessing
+    trained_on = (preprocessing or {}).get("input_dtype") or "float32"
     if input_signature is None:
         input_signature = tf.TensorSpec(
-            (None, *ensemble.member_input_shape), tf.float32, name="inputs"
+            (None, *ensemble.member_input_shape), trained_on, name="inputs"
         )
     if not isinstance(input_signature, (list, tuple)):
         input_signature = [input_signature]
@@ -140,13 +191,19 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
         return_member_probabilities=True,
         name=ensemble.name,
     )
-
-    def serve(inputs):
-        return serving_model(inputs, training=False)
-
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
-    archive.add_endpoint(ENDPOINT, serve, input_signature=input_signature)
+    archive.add_endpoint(
+        ENDPOINT, _serving_function(serving_model, preprocessing,
+                                    input_signature[0].dtype),
+        input_signature=input_signature)
+    with_scaled = preprocessing is not None and trained_on == "uint8"
+    if with_scaled:
+        scaled = [tf.TensorSpec(input_signature[0].shape, tf.float32, name="inputs")]
+        archive.add_endpoint(
+            SCALED_ENDPOINT, _serving_function(serving_model, preprocessing,
+                                               tf.float32),
+            input_signature=scaled)
     with io.atomic_directory(path) as tmp:
         archive.write_out(tmp, verbose=False)
     if verbose:
@@ -157,5 +214,7 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
             f"signature {SIGNATURE!r} (endpoint {ENDPOINT!r}) returns "
             f"'probabilities' (batch, {ensemble.num_classes}) and "
             f"'member_probabilities' (batch, {ensemble.num_members}, "
-            f"{ensemble.num_classes})."
+            f"{ensemble.num_classes})"
+            + (f"; endpoint {SCALED_ENDPOINT!r} takes float32 images in [0, 1]."
+               if with_scaled else ".")
         )

@@ -233,6 +233,10 @@ class RunDirectory:
             RunInUseError: another process writes the run.
         """
         check_int("num_members", num_members, 1)
+        if not isinstance(method, str) or not method:
+            raise ValueError(
+                f"Invalid `method`: {method!r}. Expected the method's name, e.g. "
+                "'edst'.")
         path = os.fspath(path)
         os.makedirs(path, exist_ok=True)
         _lock(path)

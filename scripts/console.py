@@ -3,6 +3,7 @@
 import os
 import sys
 
+from absl import app
 from absl import flags
 
 
@@ -34,3 +35,31 @@ def fail(message, status=2):
     status 2: for expected failures, which need no traceback."""
     print(f"{os.path.basename(sys.argv[0])}: error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(status)
+
+
+def run_app(main, *flag_modules):
+    """Runs an absl `main` as a console script whose expected failures are
+    short usage errors: a bad flag value or a `UsageError` raised by `main`
+    prints one line on stderr and exits with status 2, as argparse does,
+    instead of absl's module docstring, flag list and status 1.
+
+    Args:
+        main: The script's `main(argv)`.
+        *flag_modules: Modules whose flags `--help` lists
+            (`show_flags_in_help`).
+    """
+    show_flags_in_help(*flag_modules)
+
+    def parse_flags(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            fail(f"{error} (--help lists the flags)")
+
+    def checked_main(argv):
+        try:
+            return main(argv)
+        except app.UsageError as error:
+            fail(str(error))
+
+    app.run(checked_main, argv=sys.argv, flags_parser=parse_flags)

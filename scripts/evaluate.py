@@ -14,7 +14,6 @@ to `--report_dir` (default `<run_dir>/report`) and prints `report.md`.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -22,7 +21,7 @@ from absl import flags
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
 from freetickets_tf.scripts.console import quiet_tensorflow
-from freetickets_tf.scripts.console import show_flags_in_help
+from freetickets_tf.scripts.console import run_app
 
 FLAGS = flags.FLAGS
 
@@ -52,7 +51,12 @@ def _test_set(ft, input_shape):
     if FLAGS.data == "digits":
         return ft.data.load_digits(seed=FLAGS.seed)[1]
     image_shape = tuple(input_shape) if len(input_shape) == 3 else None
-    return ft.data.load_npz(FLAGS.data, image_shape)[1]
+    try:
+        return ft.data.load_npz(FLAGS.data, image_shape)[1]
+    except (OSError, ValueError) as error:
+        raise app.UsageError(
+            f"--data={FLAGS.data}: {error} (expected 'digits' or an .npz file "
+            "of x_test, y_test)") from error
 
 
 def _ood_sets(ft, x_test, input_shape):
@@ -65,7 +69,10 @@ def _ood_sets(ft, x_test, input_shape):
             sets[name] = rng.uniform(size=x_test.shape).astype("float32")
         elif name.endswith(".npz"):
             image_shape = tuple(input_shape) if len(input_shape) == 3 else None
-            sets[os.path.basename(name)] = ft.data.load_npz(name, image_shape)[1][0]
+            try:
+                sets[os.path.basename(name)] = ft.data.load_npz(name, image_shape)[1][0]
+            except (OSError, ValueError) as error:
+                raise app.UsageError(f"--ood={name}: {error}") from error
         else:  # a tensorflow-datasets name, read offline from --data_dir
             image_shape = tuple(input_shape) if len(input_shape) == 3 else None
             try:
@@ -87,6 +94,17 @@ def main(argv):
                                              allow_partial=FLAGS.allow_partial)
     except ValueError as error:
         raise app.UsageError(f"--run_dir: {error}") from error
+    report_dir = FLAGS.report_dir
+    if report_dir and os.path.exists(report_dir) and not os.path.isdir(report_dir):
+        raise app.UsageError(f"--report_dir={report_dir}: is a file, not a directory.")
+    severities = []
+    for severity in FLAGS.severities or ():
+        try:
+            severities.append(int(severity))
+        except ValueError:
+            raise app.UsageError(
+                f"--severities: {severity!r} is not a severity; expected integers "
+                "1..5, e.g. --severities=1,3,5.") from None
     input_shape = ensemble.member_input_shape
     x_test, y_test = _test_set(ft, input_shape)
     ood = _ood_sets(ft, x_test, input_shape) if "ood" in FLAGS.modes else None
@@ -96,7 +114,7 @@ def main(argv):
             FLAGS.run_dir, x_test, y_test, modes=FLAGS.modes, output_dir=output_dir,
             ood_data=ood, corruption_source=FLAGS.corruption_source,
             corruptions=FLAGS.corruptions,
-            severities=[int(s) for s in FLAGS.severities or ()] or None,
+            severities=severities or None,
             data_dir=FLAGS.data_dir, tsne_examples=FLAGS.tsne_examples,
             num_bins=FLAGS.num_bins, log_dir=FLAGS.tensorboard_dir, seed=FLAGS.seed,
             verbose=FLAGS.verbose)
@@ -110,9 +128,8 @@ def main(argv):
 def run():
     """Console-script entry point (`freetickets-evaluate`)."""
     flags.mark_flags_as_required(["run_dir"])
-    show_flags_in_help(__name__, "freetickets_tf.scripts.common_flags",
-                       "freetickets_tf.scripts.run_flags")
-    app.run(main, argv=sys.argv)
+    run_app(main, __name__, "freetickets_tf.scripts.common_flags",
+            "freetickets_tf.scripts.run_flags")
 
 
 if __name__ == "__main__":

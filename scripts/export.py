@@ -12,13 +12,12 @@ replaced once the new one is complete.
 """
 
 import os
-import sys
 
 from absl import app
 from absl import flags
 
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
-from freetickets_tf.scripts.console import show_flags_in_help
+from freetickets_tf.scripts.console import run_app
 
 FLAGS = flags.FLAGS
 
@@ -54,8 +53,7 @@ def run():
     # Required only on the command line, so that importing this module (as the
     # tests do) puts no constraint on other users of the global flags.
     flags.mark_flags_as_required(["run_dir", "output"])
-    show_flags_in_help(__name__, "freetickets_tf.scripts.run_flags")
-    app.run(main, argv=sys.argv)
+    run_app(main, __name__, "freetickets_tf.scripts.run_flags")
 
 
 if __name__ == "__main__":

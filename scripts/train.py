@@ -32,7 +32,6 @@ command again after an interruption continues where it stopped.
 
 import os
 import shutil
-import sys
 
 from absl import app
 from absl import flags
@@ -40,7 +39,7 @@ from absl import flags
 from freetickets_tf.scripts import common_flags  # noqa: F401  --seed, --verbose, --data_dir
 from freetickets_tf.scripts.console import fail
 from freetickets_tf.scripts.console import quiet_tensorflow
-from freetickets_tf.scripts.console import show_flags_in_help
+from freetickets_tf.scripts.console import run_app
 
 METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
 BASELINES = ("dense", "deep_ensemble", "static", "dst")
@@ -442,8 +441,7 @@ def main(argv):
 
 def run():
     """Console-script entry point (`freetickets-train`)."""
-    show_flags_in_help(__name__, "freetickets_tf.scripts.common_flags")
-    app.run(main, argv=sys.argv)
+    run_app(main, __name__, "freetickets_tf.scripts.common_flags")
 
 
 if __name__ == "__main__":

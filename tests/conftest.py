@@ -19,6 +19,28 @@ collect_ignore = [] if keras.backend.backend() == "tensorflow" else [
 ]
 
 
+def file_tree(root):
+    """Every path under `root` with its contents' digest (None: a directory),
+    to assert that a failed call changed nothing on disk."""
+    import hashlib
+
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(directory, name), root)] = None
+        for name in files:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = hashlib.sha256(f.read()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def tree():
+    """`tree(root)`: see `file_tree`."""
+    return file_tree
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)

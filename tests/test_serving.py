@@ -134,6 +134,57 @@ def test_saved_model_round_trip(name, request, tmp_path):
 
 
 @tensorflow_only
+@pytest.mark.parametrize("mean,std", [(None, None), ([0.4], [0.3])])
+def test_raw_uint8_and_scaled_images_give_the_same_probabilities(tmp_path, mean, std):
+    """Training's normalizer, evaluation, and both SavedModel endpoints."""
+    preprocessing = {"input_dtype": "uint8", "mean": mean, "std": std}
+    members = [ft.sparsify(conv_model(), 0.3, seed=i) for i in range(2)]
+    ensemble = EnsembleModel(members, preprocessing=preprocessing)
+    raw = np.random.default_rng(2).integers(0, 256, (6, 8, 8, 1), dtype=np.uint8)
+    scaled = raw.astype("float32") * np.float32(1 / 255)
+
+    # What the training pipeline feeds the members (the same function).
+    trained = keras.ops.convert_to_numpy(ft.pipelines.normalizer("uint8", mean, std)(raw))
+    prepared = ft.pipelines.apply_preprocessing(raw, preprocessing)
+    np.testing.assert_array_equal(prepared, trained)
+    expected = keras.ops.convert_to_numpy(ensemble(trained))
+    for x in (raw, scaled):
+        probabilities, _ = ft.evaluation.ensemble_probabilities(ensemble, x)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+    path = str(tmp_path / "exported")
+    export_saved_model(ensemble, path, verbose=False)
+    served = tf.saved_model.load(path)
+    signature = served.signatures["serving_default"]
+    assert signature.structured_input_signature[1]["inputs"].dtype == tf.uint8
+    np.testing.assert_allclose(
+        signature(inputs=tf.constant(raw))["probabilities"].numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(
+        served.serve_scaled(scaled)["probabilities"].numpy(), expected, atol=1e-6)
+    # Silently wrong inputs are refused, in the SavedModel and in the model.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divide by 255"):
+        served.serve_scaled(raw.astype("float32"))
+    with pytest.raises(ValueError, match="uint8 images reach the members as they are"):
+        ensemble(raw)
+
+
+@tensorflow_only
+def test_export_refuses_a_uint8_signature_for_float_training(conv_ensemble, tmp_path):
+    ensemble = EnsembleModel(conv_ensemble.members, preprocessing={
+        "input_dtype": "float32", "mean": None, "std": None})
+    with pytest.raises(ValueError, match="input_signature.*trained on float32"):
+        export_saved_model(ensemble, tmp_path / "exported", verbose=False,
+                           input_signature=tf.TensorSpec((None, 8, 8, 1), tf.uint8))
+    assert not os.path.exists(tmp_path / "exported")
+    export_saved_model(ensemble, tmp_path / "exported", verbose=False)
+    served = tf.saved_model.load(str(tmp_path / "exported"))
+    assert not hasattr(served, "serve_scaled")
+    x = image_batch().clip(0, 1)
+    np.testing.assert_allclose(served.serve(x)["probabilities"].numpy(),
+                               keras.ops.convert_to_numpy(ensemble(x)), atol=1e-6)
+
+
+@tensorflow_only
 def test_export_method_and_errors(mlp_ensemble, tmp_path, capsys):
     path = tmp_path / "exported"
     mlp_ensemble.export(path)

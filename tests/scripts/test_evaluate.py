@@ -2,11 +2,8 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
-import numpy as np
 import pytest
 from absl import app
 
@@ -89,12 +86,3 @@ def test_evaluate_errors_are_usage_errors(tmp_path, run_evaluate):
                      f"--data_dir={data_dir}", "--verbose=0")
     assert list(data_dir.iterdir()) == []  # nothing downloaded
     assert not os.path.exists(tmp_path / "run" / "report" / "report.json")
-
-
-def test_evaluate_command_line_requires_run_dir():
-    result = subprocess.run(
-        [sys.executable, "-m", "freetickets_tf.scripts.evaluate"],
-        capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
-    assert result.returncode != 0 and "--run_dir" in result.stderr

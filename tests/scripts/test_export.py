@@ -1,8 +1,6 @@
 """The export script, run in-process through its absl `main`."""
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -80,13 +78,3 @@ def test_export_bad_run_dir(tmp_path, run_export):
     with pytest.raises(app.UsageError, match="--run_dir: .*not a run directory"):
         run_export(f"--run_dir={tmp_path}", f"--output={tmp_path / 'out'}")
     assert not os.path.exists(tmp_path / "out")
-
-
-def test_export_command_line_requires_flags():
-    result = subprocess.run(
-        [sys.executable, "-m", "freetickets_tf.scripts.export"],
-        capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-    )
-    assert result.returncode != 0
-    assert "--run_dir" in result.stderr and "--output" in result.stderr

@@ -190,46 +190,6 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
     assert schedule.learning_rate(200) == pytest.approx(0.001)
 
 
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--growth=rigl"], "gradient"),
-        (["--edst_epochs=4", "--exploration_epochs=4"], "exploration_epochs"),
-        (["--num_members=0"], "num_members"),
-        (["--model=resnet1000"], "resnet1000"),
-        (["--method=dst", "--exploration_epochs=3"], "--exploration_epochs is a setting"),
-        (["--method=static", "--growth=random"], "--growth is a setting"),
-        (["--dataset=imagenet"], "cifar10"),
-        (["--strategy=horovod"], "mirrored"),
-        (["--dataset=cifar10", "--data_dir=/nonexistent"], "--data_dir"),
-        (["--dataset=folder"], "--image_folder"),
-        (["--image_folder_test=x"], "--image_folder_test needs --dataset=folder"),
-        (["--precision=float16"], "mixed_bfloat16"),
-        (["--weight_decay=-0.1"], "weight_decay"),
-        (["--epochs=-1"], "--epochs=-1: expected an integer >= 1"),
-        (["--batch_size=0"], "--batch_size=0"),
-        (["--weight_decay=nan"], "weight_decay"),
-        (["--momentum=1.5"], "momentum"),
-        (["--weight_decay_mode=l2"], "coupled"),
-        (["--initializer=he"], "glorot"),
-        (["--method=static", "--growth_batch=last"], "--growth_batch is a setting"),
-        (["--growth=random", "--growth_batch=last"], "growth_batch"),
-    ],
-)
-def test_bad_flags_fail_before_training(flags, message, tmp_path, run_main):
-    # In-process (a subprocess per case costs CI minutes); the command line's
-    # own exit path is covered by the test below.
-    from absl import app
-    from absl.flags import Error as FlagError
-
-    from freetickets_tf.scripts import train
-
-    with pytest.raises((app.UsageError, FlagError)) as error:
-        run_main(train, *flags, f"--output_dir={tmp_path}")
-    assert message in str(error.value)
-    assert not os.path.exists(tmp_path / "dense")
-
-
 @pytest.mark.parametrize("script, own, shared", [
     ("freetickets-train", "--method", "--seed"),
     ("freetickets-evaluate", "--modes", "--run_dir"),
@@ -256,32 +216,10 @@ def test_flag_choices_are_the_library_choices():
 def test_batch_not_divisible_by_replicas_fails_from_the_command_line(tmp_path):
     result = _train("--strategy=mirrored", "--cpu_devices=2", "--batch_size=65",
                     f"--output_dir={tmp_path}", timeout=120)
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr[-2000:]
     assert "does not split evenly over the 2 replicas" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "dense")
-
-
-def test_a_run_directory_of_other_settings_is_a_usage_error_naming_overwrite(
-        tmp_path, run_main):
-    from absl import app
-
-    from freetickets_tf.scripts import train
-
-    RunDirectory.create(tmp_path / "edst", "edst", 2, {"epochs": 99}).release()
-    before = sorted(os.listdir(tmp_path / "edst"))
-    with pytest.raises(app.UsageError, match="other settings.*--overwrite"):
-        run_main(train, *SMALL, "--nocompare", f"--output_dir={tmp_path}")
-    assert sorted(os.listdir(tmp_path / "edst")) == before
-
-
-def test_an_output_dir_that_is_a_file_is_a_usage_error(tmp_path, run_main):
-    from absl import app
-
-    from freetickets_tf.scripts import train
-
-    (tmp_path / "runs").write_text("not a directory")
-    with pytest.raises(app.UsageError, match="is a file"):
-        run_main(train, *SMALL, f"--output_dir={tmp_path / 'runs' / 'sub'}")
 
 
 def test_a_full_disk_ends_with_a_short_error_and_a_resumable_directory(
