@@ -142,6 +142,15 @@ def test_shape_mismatch_names_member_and_shapes():
         EnsembleModel([conv_model(), conv_model(input_shape=(6, 6, 1))])
 
 
+def test_integer_inputs_are_refused_not_scored_unscaled(x):
+    ensemble = EnsembleModel([keras.Sequential([keras.Input((x.shape[1],)),
+                                                keras.layers.Dense(3)])])
+    with pytest.raises(ValueError, match="uint8 images reach the members as they are"):
+        ensemble(np.zeros(x.shape, "uint8"))
+    with pytest.raises(ValueError, match="int32 images"):
+        ensemble.predict(np.zeros(x.shape, "int32"), verbose=0)
+
+
 def test_invalid_members():
     with pytest.raises(ValueError, match="empty"):
         EnsembleModel([])
