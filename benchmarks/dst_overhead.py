@@ -307,13 +307,13 @@ def instrumented_update(cb, death_rate):
 
     from freetickets_tf import masking
     from freetickets_tf import optimizer_slots
-    from freetickets_tf import rewiring
     from freetickets_tf import topology
+    from freetickets_tf import updaters
     from freetickets_tf.callbacks import dynamic_sparsity
 
     timers = _Timers()
     per_layer = {}
-    original_rewire = rewiring.rewire
+    original_rewire = cb.updater.rewire
 
     def rewire(mk, *args, **kwargs):
         start = time.perf_counter()
@@ -326,11 +326,11 @@ def instrumented_update(cb, death_rate):
         (cb, "_growth_scores", "growth_scores"),
         (cb, "_gradient_fn", "gradient_fn"),
         (cb, "_growth_batch", "draw_growth_batch"),
-        (dynamic_sparsity.rewiring, "rewire", "rewire"),
+        (cb.updater, "rewire", "rewire"),
         (dynamic_sparsity.optimizer_slots, "slot_variables", "slot_variables"),
         (dynamic_sparsity.masking, "itop_rate", "itop_rate"),
         (topology, "drop_count", "drop_count"),
-        (rewiring.DEATH_MODES, cb.death, "prune"),
+        (updaters.DEATH_RULES, cb.death, "prune"),
         (topology, "grow", "grow"),
         (topology, "_top", "top_k"),
         (topology, "_set_positions", "scatter_update"),

@@ -7,7 +7,7 @@ from freetickets_tf import backend
 from freetickets_tf import masking
 from freetickets_tf import optimizer_slots
 from freetickets_tf import pipelines
-from freetickets_tf import rewiring
+from freetickets_tf import updaters
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_int
@@ -111,7 +111,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         death_rate_schedule: `"constant"` or `"cosine"` (from `p` down to
             0.005 at `end_step`, or at the end of `fit` if `end_step` is None).
         death: `"magnitude"` or `"set"`.
-        growth: `"gradient"`, `"random"` or `"momentum"`.
+        growth: `"gradient"` (RigL), `"random"` (SET) or `"momentum"`, or an
+            updater object (`freetickets_tf.updaters.SET` or a subclass: a
+            custom growth rule overrides its `grow_scores`).
         start_step: No update before this optimizer step.
         end_step: No update after this optimizer step (None: never stop).
         reset_optimizer_state: Zero the optimizer slots of grown weights
@@ -134,6 +136,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             global exploration then uses the last batch of the epoch before.
 
     Attributes:
+        updater: The `freetickets_tf.updaters` object that performs each
+            update (`growth` and `death` name its rule).
         updates_done: Topology updates run by this callback object so far
             (other callbacks, e.g. `TrainingFlopsCallback`, watch it).
         last_update: `{"step", "weights_moved", "death_rate", "itop_rate"}`
@@ -171,8 +175,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         self.death_rate_schedule = check_choice(
             "death_rate_schedule", death_rate_schedule, DEATH_RATE_SCHEDULES
         )
-        self.death = check_choice("death", death, tuple(rewiring.DEATH_MODES))
-        self.growth = check_choice("growth", growth, rewiring.GROWTH_MODES)
+        self.updater = updaters.get(growth, death)
+        self.growth, self.death = self.updater.name, self.updater.death
         self.start_step = check_int("start_step", start_step, 0)
         self.end_step = check_int("end_step", end_step, 0, allow_none=True)
         if self.end_step is not None and self.end_step < self.start_step:
@@ -180,15 +184,16 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 f"Invalid `end_step`: {end_step} is before `start_step` "
                 f"({start_step})."
             )
-        if growth == "gradient" and data is None:
+        if self.updater.needs_gradient and data is None:
             raise ValueError(
-                "growth='gradient' needs `data`: a tf.data.Dataset or iterable "
+                f"growth={self.growth!r} needs `data`: a tf.data.Dataset or iterable "
                 "of (x, y) batches, or an (x, y) tuple of training arrays. "
                 "Or choose growth='random' or 'momentum'."
             )
         self.growth_batch = check_choice("growth_batch", growth_batch, GROWTH_BATCHES)
         if growth_batch == "last" and (
-                growth != "gradient" or not isinstance(data, pipelines.TrainingSet)):
+                not self.updater.needs_gradient
+                or not isinstance(data, pipelines.TrainingSet)):
             raise ValueError(
                 "growth_batch='last' takes the gradient of the batch each step "
                 "trained on: it needs growth='gradient' and `data` = the "
@@ -232,13 +237,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             raise ValueError("The model is not compiled: call `model.compile` first.")
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        if self.growth == "momentum" and not optimizer_slots.has_momentum(optimizer):
-            raise ValueError(
-                f"growth='momentum' needs an optimizer with momentum; "
-                f"{type(optimizer).__name__} has none. Use e.g. "
-                "SGD(momentum=0.9) or Adam, or growth='gradient' / 'random'."
-            )
-        if self.growth == "gradient":
+        self.updater.check_model(self.model)
+        if self.updater.needs_gradient:
             self._gradient_fn = make_loss_gradient_fn(
                 self.model, [mk.kernel for mk in self._kernels]
             )
@@ -282,8 +282,11 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         index = np.sort(_step_rng(self.seed, step).choice(len(x), size, replace=False))
         return x[index], y[index]
 
-    def _growth_scores(self, step):
-        if self.growth == "gradient" and self.growth_batch == "last":
+    def _growth_gradients(self, step):
+        """The dense gradients the updater grows by, or None if it needs none."""
+        if not self.updater.needs_gradient:
+            return None
+        if self.growth_batch == "last":
             if self._last_gradient is not None and self._last_gradient[0] == step:
                 return list(self._last_gradient[1])
             if step < 1:
@@ -292,15 +295,11 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             # Called outside the batch hooks (by hand): the last batch at
             # the weights after its step.
             return list(self._gradient_fn(*self.data.training_batch(step - 1)))
-        if self.growth == "gradient":
-            return list(self._gradient_fn(*self._growth_batch(step)))
-        if self.growth == "momentum":
-            optimizer = self.model.optimizer
-            return [
-                optimizer_slots.momentum_variable(optimizer, mk.kernel).value
-                for mk in self._kernels
-            ]
-        return [None] * len(self._kernels)
+        return list(self._gradient_fn(*self._growth_batch(step)))
+
+    def _growth_scores(self, step):
+        return self.updater.grow_scores(self.model, self._kernels,
+                                        self._growth_gradients(step))
 
     def update_topology(self, death_rate=None):
         """Runs one topology update now, on every masked layer.
@@ -326,8 +325,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 else ()
             )
             seed = int(_step_rng(self.seed, step, i).integers(2**31))
-            moved += rewiring.rewire(mk, death_rate, self.death, scores, seed, slots,
-                                     skip_dense=not self.prune_dense_layers)
+            moved += self.updater.rewire(mk, death_rate, scores, seed, slots,
+                                         skip_dense=not self.prune_dense_layers)
         self.updates_done += 1
         stats = {
             "weights_moved": moved,

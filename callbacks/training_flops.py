@@ -3,6 +3,7 @@
 import keras
 
 from freetickets_tf import flops
+from freetickets_tf import updaters
 from freetickets_tf._validation import check_int
 
 from ._step_counter import StepCounter
@@ -111,9 +112,11 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
         self._updates_seen = done
         if new <= 0:
             return
-        if getattr(self.sparsity_callback, "growth", "gradient") == "gradient":
-            sparse, dense = self._forward
-            self.total_flops += new * (sparse + 2.0 * dense) * self._growth_batch_size()
+        # Anything with `updates_done` may stand in; its `growth` names the rule.
+        updater = getattr(self.sparsity_callback, "updater", None) or updaters.get(
+            getattr(self.sparsity_callback, "growth", "gradient"))
+        self.total_flops += new * updater.update_flops(*self._forward,
+                                                       self._growth_batch_size())
         self._measure()  # the masks changed
 
     def on_train_begin(self, logs=None):

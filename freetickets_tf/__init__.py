@@ -27,6 +27,7 @@ from freetickets_tf import tickets
 from freetickets_tf import layers
 from freetickets_tf import optimizers
 from freetickets_tf import topology
+from freetickets_tf import updaters
 from freetickets_tf.densities import erk_densities
 from freetickets_tf.masking import init_masks
 from freetickets_tf.masking import itop_rate
@@ -92,6 +93,7 @@ __all__ = [
     "tickets",
     "topology",
     "train_ensemble",
+    "updaters",
     "zero_inactive_weights",
     "__version__",
 ]

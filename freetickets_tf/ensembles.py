@@ -42,8 +42,8 @@ from freetickets_tf import losses
 from freetickets_tf import masking
 from freetickets_tf import optimizers
 from freetickets_tf import pipelines
-from freetickets_tf import rewiring
 from freetickets_tf import tickets
+from freetickets_tf import updaters
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_density
@@ -195,8 +195,8 @@ class EnsembleConfig:
         check_death_rate(self.large_death_rate, "large_death_rate")
         check_choice("death_rate_schedule", self.death_rate_schedule,
                      DEATH_RATE_SCHEDULES)
-        check_choice("death", self.death, tuple(rewiring.DEATH_MODES))
-        check_choice("growth", self.growth, rewiring.GROWTH_MODES)
+        check_choice("death", self.death, tuple(updaters.DEATH_RULES))
+        check_choice("growth", self.growth, updaters.GROWTH_MODES)
         if self.update_end_fraction is not None and not (
             0 < self.update_end_fraction <= 1
         ):

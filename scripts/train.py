@@ -52,6 +52,9 @@ WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 WEIGHT_DECAY_SCOPES = ("all", "kernels")
 INITIALIZERS = ("original", "glorot")
 GROWTH_BATCHES = ("fresh", "last")
+GROWTH_MODES = ("gradient", "random", "momentum")
+DEATH_RULES = ("magnitude", "set")
+DEATH_RATE_SCHEDULES = ("constant", "cosine")
 
 _CIFAR = {
     "model": "wrn-28-10", "epochs": 250, "edst_epochs": 450, "exploration_epochs": 150,
@@ -155,10 +158,11 @@ flags.DEFINE_integer("update_frequency", None, "Optimizer steps between topology
 flags.DEFINE_float("update_end_fraction", None, "DST: no update after this fraction of steps.")
 flags.DEFINE_float("death_rate", 0.5, "Fraction of active weights moved per update.")
 flags.DEFINE_float("large_death_rate", 0.8, "EDST global-exploration death rate q.")
-flags.DEFINE_enum("death_rate_schedule", None, ["constant", "cosine"],
+flags.DEFINE_enum("death_rate_schedule", None, DEATH_RATE_SCHEDULES,
                   "Death-rate schedule (default constant; cosine for ImageNet).")
-flags.DEFINE_enum("death", "magnitude", ["magnitude", "set"], "Death criterion.")
-flags.DEFINE_enum("growth", "gradient", ["gradient", "random", "momentum"], "Growth criterion.")
+flags.DEFINE_enum("death", "magnitude", DEATH_RULES, "Death criterion.")
+flags.DEFINE_enum("growth", "gradient", GROWTH_MODES,
+                  "Growth criterion: gradient (RigL), random (SET), momentum.")
 flags.DEFINE_bool("reset_optimizer_state", True,
                   "Zero the optimizer slots of regrown weights (RigL); off: the original.")
 flags.DEFINE_bool("prune_dense_layers", False,

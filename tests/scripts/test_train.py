@@ -231,6 +231,9 @@ def test_flag_choices_are_the_library_choices():
     assert train.WEIGHT_DECAY_SCOPES == ft.optimizers.WEIGHT_DECAY_SCOPES
     assert train.INITIALIZERS == ft.models.INITIALIZERS
     assert train.GROWTH_BATCHES == ft.callbacks.GROWTH_BATCHES
+    assert train.GROWTH_MODES == ft.updaters.GROWTH_MODES
+    assert train.DEATH_RULES == tuple(ft.updaters.DEATH_RULES)
+    assert train.DEATH_RATE_SCHEDULES == ft.schedules.DEATH_RATE_SCHEDULES
 
 
 def test_batch_not_divisible_by_replicas_fails_from_the_command_line(tmp_path):

@@ -1,0 +1,197 @@
+"""Topology updaters: what one drop-and-grow update of DST does (SPEC §3).
+
+An updater object is the whole rule of one update, layer by layer: which
+active weights die (`drop`), how inactive positions are scored for growth
+(`grow_scores`), which are grown (`grow`), and the write-back (`rewire`):
+dropped weights zeroed, grown weights start at zero, their optimizer slots
+reset, the explored record extended. It also says what it needs (a growth
+batch for the dense gradient, momentum slots) and what one update costs
+beyond the training steps (`update_flops`, SPEC §6).
+
+`SET` drops by magnitude (or SET's rule) and grows at random; `RigL(SET)`
+and `MomentumGrowth(SET)` override only the growth scores, as jaxpruner's
+`RigL(SET)` does. `DynamicSparsityCallback` decides *when* to update and asks
+its updater *how*; a new growth rule is a subclass overriding `grow_scores`.
+Strings name them only at the edges (`EnsembleConfig.growth`, the command
+line), through `UPDATERS` and `get`.
+
+Example:
+
+>>> updater = freetickets_tf.updaters.get("gradient")   # RigL
+>>> dst = freetickets_tf.callbacks.DynamicSparsityCallback(
+...     data=(x, y), growth=updater, update_frequency=100)
+"""
+
+from keras import ops
+
+from freetickets_tf import optimizer_slots
+from freetickets_tf import topology
+from freetickets_tf._validation import check_choice
+
+# How active weights die: smallest magnitude (RigL, the original), or SET's
+# rule (the smallest positive and the largest negative weights).
+DEATH_RULES = {"magnitude": topology.magnitude_prune, "set": topology.set_prune}
+
+
+class SET:
+    """Sparse Evolutionary Training: drop, then grow at random (Mocanu et al.).
+
+    Args:
+        death: `"magnitude"` or `"set"` (see `DEATH_RULES`).
+
+    Example:
+
+    >>> moved = SET().rewire(masked_kernel, death_rate=0.5, seed=0)
+    """
+
+    #: The growth name of this rule in `UPDATERS` (and `EnsembleConfig.growth`).
+    name = "random"
+    #: Whether `grow_scores` needs the dense gradient of a growth batch.
+    needs_gradient = False
+    #: Whether `grow_scores` reads the optimizer's momentum slots.
+    needs_momentum = False
+
+    def __init__(self, death="magnitude"):
+        self.death = check_choice("death", death, tuple(DEATH_RULES))
+
+    def drop(self, weights, mask, n):
+        """The mask without its `n` weakest active weights."""
+        return DEATH_RULES[self.death](weights, mask, n)
+
+    def grow_scores(self, model, masked_kernels, gradients=None):
+        """One score array per kernel (the largest `|score|` grows first,
+        `topology.grow`), or None per kernel for random growth.
+
+        Args:
+            model: The compiled model being trained.
+            masked_kernels: Its `MaskedKernel`s, in order.
+            gradients: The dense gradients of the loss with respect to those
+                kernels on a growth batch, when `needs_gradient`.
+        """
+        return [None] * len(masked_kernels)
+
+    def grow(self, survivors, scores, n, seed=None):
+        """`survivors` plus `n` inactive positions: the top `scores`, or at
+        random (seeded) where `scores` is None."""
+        if scores is None:
+            return topology.random_grow(survivors, n, seed=seed)
+        return topology.grow(survivors, scores, n)
+
+    def update_flops(self, sparse_forward, dense_forward, batch_size):
+        """FLOPs of one update beyond the training steps, from the model's
+        forward FLOPs per example at its masks before the update (sparse)
+        and dense: none for random growth (SPEC §6)."""
+        return 0.0
+
+    def rewire(self, masked_kernel, death_rate, scores=None, seed=None, slots=(),
+               skip_dense=True):
+        """Moves `ceil(death_rate * n_active)` weights of one masked kernel.
+
+        Args:
+            masked_kernel: A `freetickets_tf.layers.MaskedKernel`.
+            death_rate: Fraction of the active weights to drop and regrow.
+            scores: The kernel's growth scores (from `grow_scores`).
+            seed: Seed of random growth (int or `keras.random.SeedGenerator`).
+            slots: Optimizer slot variables to zero at the grown positions.
+            skip_dense: Leave a kernel without inactive weights (ERK may give
+                a layer density 1) alone (SPEC §3). False rewires it too, as
+                the original's `truncate_weights`: its `n` smallest weights
+                are dropped and, being the only inactive positions, regrown
+                at zero.
+
+        Returns:
+            The number of positions active now that were not before.
+        """
+        mk = masked_kernel
+        # A snapshot: on TensorFlow `.value` is the live variable, which the
+        # assignments below would change under our feet.
+        mask = ops.copy(mk.mask.value)
+        if skip_dense and int(ops.convert_to_numpy(ops.all(mask))):
+            return 0
+        n = topology.drop_count(mask, death_rate)
+        if n == 0:
+            return 0
+        survivors = self.drop(mk.kernel.value, mask, n)
+        new_mask = self.grow(survivors, scores, n, seed)
+        # Positions regrown right after being dropped count as grown: they
+        # restart from zero too (RigL).
+        grown = ops.logical_and(new_mask, ops.logical_not(survivors))
+        mk.kernel.assign(ops.where(survivors, mk.kernel.value,
+                                   ops.zeros_like(mk.kernel.value)))
+        mk.mask.assign(new_mask)
+        mk.explored.assign(ops.logical_or(mk.explored.value, new_mask))
+        for slot in slots:
+            slot.assign(ops.where(grown, ops.zeros_like(slot.value), slot.value))
+        return topology.count_active(ops.logical_and(new_mask, ops.logical_not(mask)))
+
+    def check_model(self, model):
+        """Raises `ValueError` if `model` cannot give what this rule needs."""
+
+    def get_config(self):
+        return {"death": self.death}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(death={self.death!r})"
+
+
+class RigL(SET):
+    """Rigging the Lottery (Evci et al.): grow where the dense gradient of the
+    loss on a growth batch is largest in magnitude."""
+
+    name = "gradient"
+    needs_gradient = True
+
+    def grow_scores(self, model, masked_kernels, gradients=None):
+        if gradients is None:
+            raise ValueError("RigL grows by the dense gradient: pass `gradients`.")
+        return list(gradients)
+
+    def update_flops(self, sparse_forward, dense_forward, batch_size):
+        # The gradient pass: a forward at the current masks and one dense
+        # backward (2 f_D) per growth example (`flops.growth_pass_flops`).
+        return (sparse_forward + 2.0 * dense_forward) * batch_size
+
+
+class MomentumGrowth(SET):
+    """Grow where the optimizer's momentum is largest in magnitude (Sparse
+    Momentum, Dettmers & Zettlemoyer): no gradient pass."""
+
+    name = "momentum"
+    needs_momentum = True
+
+    def check_model(self, model):
+        optimizer = model.optimizer
+        if not optimizer_slots.has_momentum(optimizer):
+            raise ValueError(
+                f"growth='momentum' needs an optimizer with momentum; "
+                f"{type(optimizer).__name__} has none. Use e.g. SGD(momentum=0.9) "
+                "or Adam, or growth='gradient' / 'random'.")
+
+    def grow_scores(self, model, masked_kernels, gradients=None):
+        optimizer = model.optimizer
+        return [optimizer_slots.momentum_variable(optimizer, mk.kernel).value
+                for mk in masked_kernels]
+
+
+# The growth names of `EnsembleConfig.growth` and `--growth`, in that order.
+UPDATERS = {cls.name: cls for cls in (RigL, SET, MomentumGrowth)}
+GROWTH_MODES = tuple(UPDATERS)
+
+
+def get(growth, death="magnitude"):
+    """The updater named `growth` with `death`, or `growth` itself when it is
+    already an updater (then `death` must be its own or the default).
+
+    Example:
+
+    >>> get("random", death="set")
+    SET(death='set')
+    """
+    if isinstance(growth, SET):
+        if death not in ("magnitude", growth.death):
+            raise ValueError(
+                f"Invalid `death`: {death!r}, but the updater {growth!r} drops by "
+                f"{growth.death!r}. Set it on the updater.")
+        return growth
+    check_choice("growth", growth, GROWTH_MODES)
+    return UPDATERS[growth](death)

@@ -1,0 +1,129 @@
+"""Updater objects: one drop-and-grow update, checked against numpy."""
+
+import keras
+import numpy as np
+import pytest
+
+import freetickets_tf as ft
+from freetickets_tf import updaters
+from freetickets_tf.callbacks import DynamicSparsityCallback
+
+
+def _layer(density=0.5, seed=0):
+    layer = ft.layers.MaskedDense(6)
+    layer.build((None, 5))
+    rng = np.random.default_rng(seed)
+    layer.kernel.assign(rng.normal(size=(5, 6)).astype("float32"))
+    mask = np.zeros(30, bool)
+    mask[rng.choice(30, int(30 * density), replace=False)] = True
+    layer.masked_kernels[0].mask.assign(mask.reshape(5, 6))
+    ft.zero_inactive_weights(keras.Sequential([keras.Input((5,)), layer]))
+    return layer.masked_kernels[0]
+
+
+def _np(variable):
+    return np.asarray(keras.ops.convert_to_numpy(variable.value))
+
+
+def test_rigl_drops_smallest_and_grows_largest_gradient_as_numpy():
+    mk = _layer()
+    kernel, mask = _np(mk.kernel), _np(mk.mask)
+    scores = np.random.default_rng(1).normal(size=mask.shape).astype("float32")
+    slot = keras.Variable(np.ones(mask.shape, "float32"))
+    moved = updaters.RigL().rewire(mk, 0.5, scores, slots=[slot])
+
+    n = int(np.ceil(0.5 * mask.sum()))
+    active = np.flatnonzero(mask)
+    dropped = active[np.argsort(np.abs(kernel.ravel()[active]), kind="stable")[:n]]
+    survivors = mask.ravel().copy()
+    survivors[dropped] = False
+    inactive = np.flatnonzero(~survivors)
+    grown = inactive[np.argsort(-np.abs(scores.ravel()[inactive]), kind="stable")[:n]]
+    expected = survivors.copy()
+    expected[grown] = True
+
+    np.testing.assert_array_equal(_np(mk.mask).ravel(), expected)
+    assert moved == int((expected & ~mask.ravel()).sum())
+    np.testing.assert_array_equal(_np(mk.kernel).ravel()[~survivors], 0.0)  # zero on grow
+    np.testing.assert_array_equal(_np(mk.kernel).ravel()[survivors],
+                                  kernel.ravel()[survivors])
+    np.testing.assert_array_equal(_np(slot).ravel(), np.where(
+        expected & ~survivors, 0.0, 1.0))
+    assert _np(mk.explored).ravel()[expected].all()
+
+
+def test_set_grows_at_random_with_exact_counts_and_a_seed():
+    a, b = _layer(seed=3), _layer(seed=3)
+    before = _np(a.mask)
+    updaters.SET().rewire(a, 0.4, None, seed=7)
+    updaters.SET().rewire(b, 0.4, None, seed=7)
+    np.testing.assert_array_equal(_np(a.mask), _np(b.mask))  # seeded
+    assert _np(a.mask).sum() == before.sum()
+
+
+def test_a_dense_kernel_is_left_alone_unless_asked():
+    mk = _layer(density=1.0)
+    assert updaters.SET().rewire(mk, 0.5, None, seed=0) == 0
+    kernel = _np(mk.kernel)
+    # The original's quirk: the 15 smallest weights die and, the only
+    # inactive positions, regrow at zero (no position is new).
+    assert updaters.SET().rewire(mk, 0.5, None, seed=0, skip_dense=False) == 0
+    smallest = np.argsort(np.abs(kernel.ravel()), kind="stable")[:15]
+    np.testing.assert_array_equal(np.flatnonzero(_np(mk.kernel).ravel() == 0),
+                                  np.sort(smallest))
+    assert _np(mk.mask).all() and np.count_nonzero(kernel) == 30
+
+
+def test_update_flops_and_needs():
+    assert updaters.SET().update_flops(10.0, 30.0, 8) == 0.0
+    assert updaters.MomentumGrowth().update_flops(10.0, 30.0, 8) == 0.0
+    assert updaters.RigL().update_flops(10.0, 30.0, 8) == (10 + 2 * 30) * 8
+    assert updaters.RigL.needs_gradient and not updaters.SET.needs_gradient
+    assert updaters.MomentumGrowth.needs_momentum
+
+
+def test_registry_names_and_bad_input():
+    assert [type(updaters.get(n)).__name__ for n in updaters.GROWTH_MODES] == [
+        "RigL", "SET", "MomentumGrowth"]
+    custom = updaters.SET("set")
+    assert updaters.get(custom) is custom
+    assert updaters.get("random", "set").death == "set"
+    with pytest.raises(ValueError, match="Invalid `growth`: 'hebbian'"):
+        updaters.get("hebbian")
+    with pytest.raises(ValueError, match="Invalid `death`: 'oldest'"):
+        updaters.SET("oldest")
+    with pytest.raises(ValueError, match="drops by 'set'"):
+        updaters.get(custom, death="magnitude-ish")
+
+
+def test_momentum_growth_needs_momentum(mlp, compile_model):
+    sparse = compile_model(ft.sparsify(mlp, 0.3, seed=0), keras.optimizers.SGD(0.1))
+    dst = DynamicSparsityCallback(growth="momentum", update_frequency=1)
+    dst.set_model(sparse)
+    with pytest.raises(ValueError, match="needs an optimizer with momentum"):
+        dst.update_topology()
+
+
+def test_a_custom_growth_rule_in_a_few_lines(mlp, toy_data, compile_model):
+    # Grows the inactive positions of the largest index first: no library
+    # file changes, only `grow_scores` overridden.
+    class GrowLast(updaters.SET):
+        def grow_scores(self, model, masked_kernels, gradients=None):
+            return [keras.ops.reshape(keras.ops.arange(1, keras.ops.size(mk.mask.value) + 1,
+                                                       dtype="float32"), mk.mask.shape)
+                    for mk in masked_kernels]
+
+    sparse = compile_model(ft.sparsify(mlp, 0.3, seed=0))
+    masks = lambda: [np.asarray(keras.ops.convert_to_numpy(mk.mask.value)).ravel()
+                     for mk in ft.masked_kernels(sparse)]
+    before = masks()
+    dst = DynamicSparsityCallback(growth=GrowLast(), update_frequency=4, death_rate=0.3)
+    x, y = toy_data
+    sparse.fit(x, y, batch_size=64, epochs=1, callbacks=[dst], verbose=0)
+    assert dst.updates_done == 1 and dst.updater.death == "magnitude"
+    for old, new in zip(before, masks()):
+        assert new.sum() == old.sum()
+        if new.all():
+            continue
+        # Every newly active position lies beyond every position left inactive.
+        assert np.flatnonzero(new & ~old).min() > np.flatnonzero(~new).max()
