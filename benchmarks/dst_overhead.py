@@ -535,7 +535,7 @@ def run(args):
         seed=args.seed,
     )
     cb.set_model(masked)
-    cb._prepare()
+    cb.prepare()
 
     # Gradient passes and full updates alternate, so drift hits both. Inside
     # each update the callback's gradient function is timed too (synced), so

@@ -26,12 +26,9 @@ models are built), all in one process:
 * ``topology_update_s``: one topology update of every masked layer (drop by
   magnitude, grow by gradient, death rate ``--death_rate``) given a
   gradient computed beforehand, i.e. without the gradient pass. It is the
-  library's own code path: ``DynamicSparsityCallback.update_topology()``
-  with the callback's gradient function (``cb._gradient_fn``, made by
-  ``freetickets_tf.backend.make_loss_gradient_fn``) replaced, for that
-  call, by one that returns the precomputed gradients (the callback has no
-  public "update with these gradients" entry point). It still draws the
-  growth batch from the data (a numpy slice) and computes the ITOP rate.
+  library's own code path: ``DynamicSparsityCallback.update_topology(
+  scores=grads)`` with gradients from ``cb.growth_gradients(x, y)`` computed
+  beforehand (so no growth batch is drawn); it computes the ITOP rate.
 * ``topology_update_with_gradient_s``: the full ``update_topology()``,
   gradient pass included; ``gradient_pass_s`` is that gradient function
   alone on one batch of ``--batch_size``. Each repeat runs: gradient pass,
@@ -395,7 +392,7 @@ def _update_variables(cb):
     from freetickets_tf import optimizer_slots
 
     variables = []
-    for mk in cb._kernels:
+    for mk in cb.masked_kernels:
         variables += [mk.kernel, mk.mask, mk.explored]
         variables += optimizer_slots.slot_variables(cb.model.optimizer, mk.kernel)
     return variables
@@ -412,28 +409,23 @@ def time_topology_updates(args, masked, x_all, y_all, x, y, precision):
         seed=args.seed,
     )
     cb.set_model(masked)
-    cb._prepare()
-    gradient_fn = cb._gradient_fn  # the library's make_loss_gradient_fn
+    cb.prepare()
     written = _update_variables(cb)
 
     grad_times, update_times, full_times, moved, moved_full = [], [], [], [], []
     for i in range(args.warmup + args.update_repeats):
         timed = i >= args.warmup
         start = time.perf_counter()
-        grads = list(gradient_fn(x, y))
+        grads = cb.growth_gradients(x, y)
         wait_for(grads)
         grad_s = time.perf_counter() - start
 
         # 1. The callback's update with the gradient already computed.
         _advance(cb)
-        cb._gradient_fn = lambda *_, grads=grads: grads
-        try:
-            start = time.perf_counter()
-            stats = cb.update_topology(death_rate=args.death_rate)
-            wait_for([v.value for v in written])
-            update_s = time.perf_counter() - start
-        finally:
-            cb._gradient_fn = gradient_fn
+        start = time.perf_counter()
+        stats = cb.update_topology(death_rate=args.death_rate, scores=grads)
+        wait_for([v.value for v in written])
+        update_s = time.perf_counter() - start
 
         # 2. The full update, gradient pass included.
         _advance(cb)
@@ -462,7 +454,7 @@ def time_topology_updates(args, masked, x_all, y_all, x, y, precision):
         "gradient_pass_samples_s": grad_times,
         "weights_moved_per_update": median(moved),
         "weights_moved_per_update_with_gradient": median(moved_full),
-        "masked_layers": len(cb._kernels),
+        "masked_layers": len(cb.masked_kernels),
         "itop_rate_after": freetickets_tf.itop_rate(masked),
     }
 

@@ -12,8 +12,7 @@ from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_int
 from freetickets_tf.backend import make_loss_gradient_fn
-from freetickets_tf.schedules import DEATH_RATE_SCHEDULES
-from freetickets_tf.schedules import death_rate_at
+from freetickets_tf.schedules import DSTSchedule
 
 from ._step_counter import StepCounter
 from ._step_counter import optimizer_step
@@ -168,22 +167,19 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         batch_size=128,
         prune_dense_layers=False,
         growth_batch="fresh",
+        schedule=None,
     ):
         super().__init__()
-        self.update_frequency = check_int("update_frequency", update_frequency, 1)
-        self.death_rate = check_death_rate(death_rate)
-        self.death_rate_schedule = check_choice(
-            "death_rate_schedule", death_rate_schedule, DEATH_RATE_SCHEDULES
-        )
+        if schedule is None:
+            schedule = DSTSchedule(update_frequency, death_rate, death_rate_schedule,
+                                   start_step, end_step)
+        elif not isinstance(schedule, DSTSchedule):
+            raise ValueError(
+                f"Invalid `schedule`: expected a freetickets_tf.schedules.DSTSchedule, "
+                f"got {type(schedule).__name__}.")
+        self.schedule = schedule
         self.updater = updaters.get(growth, death)
         self.growth, self.death = self.updater.name, self.updater.death
-        self.start_step = check_int("start_step", start_step, 0)
-        self.end_step = check_int("end_step", end_step, 0, allow_none=True)
-        if self.end_step is not None and self.end_step < self.start_step:
-            raise ValueError(
-                f"Invalid `end_step`: {end_step} is before `start_step` "
-                f"({start_step})."
-            )
         if self.updater.needs_gradient and data is None:
             raise ValueError(
                 f"growth={self.growth!r} needs `data`: a tf.data.Dataset or iterable "
@@ -216,8 +212,23 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         # The step and statistics of the latest update (for monitoring).
         self.last_update = None
 
-    def _prepare(self):
-        """Checks the model and builds per-model state, once per model."""
+    # The schedule's settings, read where a run reports or resumes them.
+    update_frequency = property(lambda self: self.schedule.update_frequency)
+    death_rate = property(lambda self: self.schedule.death_rate)
+    death_rate_schedule = property(lambda self: self.schedule.death_rate_schedule)
+    start_step = property(lambda self: self.schedule.start_step)
+    end_step = property(lambda self: self.schedule.end_step)
+
+    @property
+    def masked_kernels(self):
+        """The model's `MaskedKernel`s that the updates rewire, in order."""
+        self.prepare()
+        return list(self._kernels)
+
+    def prepare(self):
+        """Checks the model and builds per-model state, once per model
+        (`fit` calls it; call it after `set_model` to use the callback's
+        methods outside `fit`)."""
         if self.model is None:
             raise ValueError(
                 "The callback has no model: pass it to `model.fit(callbacks=...)` "
@@ -250,25 +261,13 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
     def _step(self):
         return optimizer_step(self.model)
 
-    def _cosine_end(self):
-        if self.end_step is not None:
-            return self.end_step
-        params = self.params or {}  # None outside `fit`
-        epochs, steps = params.get("epochs"), params.get("steps")
-        if not epochs or not steps:
-            raise ValueError(
-                "death_rate_schedule='cosine' needs `end_step` when the number "
-                "of steps per epoch is unknown."
-            )
-        return epochs * steps
-
     def scheduled_death_rate(self, step=None):
         """The death rate the schedule gives at `step` (default: now)."""
         step = self._step() if step is None else step
-        end = self._cosine_end() if self.death_rate_schedule == "cosine" else None
-        return death_rate_at(
-            self.death_rate_schedule, self.death_rate, step, self.start_step, end
-        )
+        params = self.params or {}  # None outside `fit`
+        epochs, steps = params.get("epochs"), params.get("steps")
+        return self.schedule.death_rate_at(step, epochs * steps if epochs and steps
+                                           else None)
 
     def _growth_batch(self, step):
         if isinstance(self.data, pipelines.TrainingSet):
@@ -281,6 +280,14 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         size = min(self.batch_size, len(x))
         index = np.sort(_step_rng(self.seed, step).choice(len(x), size, replace=False))
         return x[index], y[index]
+
+    def growth_gradients(self, x, y):
+        """The dense gradients of the loss with respect to the masked kernels
+        on the batch `(x, y)`: the pass gradient growth (RigL) makes."""
+        self.prepare()
+        if not self.updater.needs_gradient:
+            raise ValueError(f"growth={self.growth!r} takes no gradient.")
+        return list(self._gradient_fn(x, y))
 
     def _growth_gradients(self, step):
         """The dense gradients the updater grows by, or None if it needs none."""
@@ -301,24 +308,34 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         return self.updater.grow_scores(self.model, self._kernels,
                                         self._growth_gradients(step))
 
-    def update_topology(self, death_rate=None):
+    def update_topology(self, death_rate=None, scores=None):
         """Runs one topology update now, on every masked layer.
 
         Args:
             death_rate: Overrides the scheduled death rate for this update,
                 e.g. EDST's global exploration with `q = 0.8`.
+            scores: Growth scores, one per masked kernel (`masked_kernels`),
+                to use instead of the updater's own, e.g. gradients computed
+                beforehand (`growth_gradients`); None per kernel grows at
+                random.
 
         Returns:
             A dict with `weights_moved`, `death_rate` and `itop_rate`.
         """
-        self._prepare()
+        self.prepare()
         if death_rate is None:
             death_rate = self.scheduled_death_rate()
         death_rate = check_death_rate(death_rate)
         optimizer = self.model.optimizer
         step = self._step()
+        if scores is None:
+            scores = self._growth_scores(step)
+        elif len(scores) != len(self._kernels):
+            raise ValueError(
+                f"Invalid `scores`: {len(scores)} arrays for {len(self._kernels)} "
+                "masked kernels.")
         moved = 0
-        for i, (mk, scores) in enumerate(zip(self._kernels, self._growth_scores(step))):
+        for i, (mk, scores) in enumerate(zip(self._kernels, scores)):
             slots = (
                 optimizer_slots.slot_variables(optimizer, mk.kernel)
                 if self.reset_optimizer_state
@@ -341,18 +358,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             )
         return stats
 
-    def _update_due(self, previous_step, step):
-        """Whether a multiple of `update_frequency` in the allowed range lies
-        in `(previous_step, step]` (several steps may run per batch call)."""
-        boundary = step - step % self.update_frequency
-        return (
-            boundary > previous_step
-            and boundary >= max(self.start_step, 1)
-            and (self.end_step is None or boundary <= self.end_step)
-        )
-
     def on_train_begin(self, logs=None):
-        self._prepare()
+        self.prepare()
         if self.growth_batch == "last" and self.model.steps_per_execution != 1:
             raise ValueError(
                 "growth_batch='last' needs the weights before each update's "
@@ -368,7 +375,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         # The gradient is needed before this step changes the weights: for an
         # update due after it, or for an update at the epoch's end (EDST's
         # global exploration).
-        if self._update_due(step, step + 1) or last_of_epoch:
+        if self.schedule.is_due(step, step + 1) or last_of_epoch:
             # Touching `self.model` syncs JAX's live training state into the
             # variables the gradient function reads.
             _ = self.model
@@ -381,7 +388,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._steps.after_batch(batch)
-        if self._update_due(self._last_step, step):
+        if self.schedule.is_due(self._last_step, step):
             self._moved_this_epoch += self.update_topology()["weights_moved"]
         self._last_step = step
 

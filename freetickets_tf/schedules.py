@@ -4,6 +4,7 @@ and phases of the ensemble runs (SPEC §4)."""
 import math
 
 from freetickets_tf._validation import check_choice
+from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_int
 from freetickets_tf._validation import check_positive
 
@@ -37,6 +38,70 @@ def death_rate_at(schedule, initial_rate, step, start_step, end_step):
     floor = min(COSINE_FLOOR, initial_rate)
     progress = min(max((step - start_step) / max(end_step - start_step, 1), 0.0), 1.0)
     return floor + (initial_rate - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class DSTSchedule:
+    """When DST updates the topology, and with which death rate (SPEC §3).
+
+    An update is due at every multiple of `update_frequency` optimizer steps
+    in `[max(start_step, 1), end_step]`; its death rate is `death_rate`, or
+    the cosine decay from it to `COSINE_FLOOR` at `end_step` (or at the end
+    of training).
+
+    Args:
+        update_frequency: Optimizer steps between updates (ΔT).
+        death_rate: The death rate `p`, in [0, 1).
+        death_rate_schedule: `"constant"` or `"cosine"`.
+        start_step: No update before this optimizer step.
+        end_step: No update after this optimizer step (None: never stop).
+
+    Example:
+
+    >>> schedule = DSTSchedule(update_frequency=100, end_step=300)
+    >>> [schedule.is_due(s - 1, s) for s in (100, 150, 300, 400)]
+    [True, False, True, False]
+    """
+
+    def __init__(self, update_frequency=1000, death_rate=0.5,
+                 death_rate_schedule="constant", start_step=0, end_step=None):
+        self.update_frequency = check_int("update_frequency", update_frequency, 1)
+        self.death_rate = check_death_rate(death_rate)
+        self.death_rate_schedule = check_choice(
+            "death_rate_schedule", death_rate_schedule, DEATH_RATE_SCHEDULES)
+        self.start_step = check_int("start_step", start_step, 0)
+        self.end_step = check_int("end_step", end_step, 0, allow_none=True)
+        if self.end_step is not None and self.end_step < self.start_step:
+            raise ValueError(
+                f"Invalid `end_step`: {end_step} is before `start_step` ({start_step}).")
+
+    def is_due(self, previous_step, step):
+        """Whether an update falls in `(previous_step, step]` (several steps
+        may run per batch call, `steps_per_execution`: one update then)."""
+        last = step if self.end_step is None else min(step, self.end_step)
+        boundary = last - last % self.update_frequency
+        return boundary > previous_step and boundary >= max(self.start_step, 1)
+
+    def death_rate_at(self, step, total_steps=None):
+        """The death rate at optimizer step `step`; a cosine schedule without
+        `end_step` ends at `total_steps` (the whole training's)."""
+        end = None
+        if self.death_rate_schedule == "cosine":
+            end = self.end_step if self.end_step is not None else total_steps
+            if not end:
+                raise ValueError(
+                    "death_rate_schedule='cosine' needs `end_step` when the number "
+                    "of steps per epoch is unknown.")
+        return death_rate_at(self.death_rate_schedule, self.death_rate, step,
+                             self.start_step, end)
+
+    def get_config(self):
+        return {"update_frequency": self.update_frequency, "death_rate": self.death_rate,
+                "death_rate_schedule": self.death_rate_schedule,
+                "start_step": self.start_step, "end_step": self.end_step}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def warmup_factor(epoch, warmup_epochs):

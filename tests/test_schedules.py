@@ -203,3 +203,40 @@ def test_step_decay_drops_at_half_and_three_quarters():
     assert rates[:125] == [0.1] * 125
     assert all(math.isclose(r, 0.01) for r in rates[125:187])
     assert all(math.isclose(r, 0.001) for r in rates[187:])
+
+
+from freetickets_tf.schedules import DSTSchedule  # noqa: E402
+
+
+@pytest.mark.parametrize("frequency, start, end", [(7, 0, None), (5, 12, 40), (1, 3, 3)])
+def test_dst_schedule_is_due_at_multiples_in_range(frequency, start, end):
+    schedule = DSTSchedule(update_frequency=frequency, start_step=start, end_step=end)
+    due = [s for s in range(1, 60) if schedule.is_due(s - 1, s)]
+    expected = [s for s in range(1, 60) if s % frequency == 0 and s >= max(start, 1)
+                and (end is None or s <= end)]
+    assert due == expected
+    # Several steps per batch call: one update for the boundary they cross.
+    assert schedule.is_due(0, 59) == bool(expected)
+
+
+def test_dst_schedule_death_rates_and_config():
+    cosine = DSTSchedule(10, 0.5, "cosine", start_step=0, end_step=1000)
+    assert cosine.death_rate_at(500) == death_rate_at("cosine", 0.5, 500, 0, 1000)
+    open_ended = DSTSchedule(10, 0.5, "cosine")
+    assert open_ended.death_rate_at(500, total_steps=1000) == cosine.death_rate_at(500)
+    with pytest.raises(ValueError, match="needs `end_step`"):
+        open_ended.death_rate_at(500)
+    assert DSTSchedule(10, 0.3).death_rate_at(10**6) == 0.3
+    assert DSTSchedule.from_config(cosine.get_config()).get_config() == cosine.get_config()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(update_frequency=0), "update_frequency"),
+    (dict(death_rate=1.0), "death_rate"),
+    (dict(death_rate_schedule="linear"), "death_rate_schedule"),
+    (dict(start_step=-1), "start_step"),
+    (dict(start_step=10, end_step=5), "end_step"),
+])
+def test_dst_schedule_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DSTSchedule(**kwargs)

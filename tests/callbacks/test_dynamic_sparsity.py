@@ -499,3 +499,33 @@ def test_last_batch_growth_needs_single_steps(toy_data):
     with pytest.raises(ValueError, match="steps_per_execution=1"):
         sparse.fit(train.epochs(0, 1), steps_per_epoch=4, epochs=1, verbose=0, shuffle=False,
                    callbacks=[dst])
+
+
+def test_public_seams_give_the_same_update_as_the_callback(mlp, toy_data, compile_model):
+    """An update with scores computed beforehand equals the callback's own."""
+    from freetickets_tf.schedules import DSTSchedule
+
+    x, y = toy_data
+    models, callbacks = [], []
+    for use_schedule in (False, True):
+        keras.utils.set_random_seed(0)
+        sparse = compile_model(ft.sparsify(mlp, 0.2, seed=0))
+        kwargs = (dict(schedule=DSTSchedule(update_frequency=4, death_rate=0.3))
+                  if use_schedule else dict(update_frequency=4, death_rate=0.3))
+        dst = DynamicSparsityCallback(data=(x, y), batch_size=32, seed=0, **kwargs)
+        dst.set_model(sparse)
+        dst.prepare()
+        models.append(sparse)
+        callbacks.append(dst)
+    own, seamed = callbacks
+    assert seamed.update_frequency == 4 and seamed.death_rate == 0.3
+    batch = own._growth_batch(0)  # the batch the callback would draw at step 0
+    own.update_topology()
+    seamed.update_topology(scores=seamed.growth_gradients(*batch))
+    for a, b in zip(_masks(models[0]), _masks(models[1])):
+        np.testing.assert_array_equal(a, b)
+    assert len(seamed.masked_kernels) == len(ft.masked_kernels(models[1]))
+    with pytest.raises(ValueError, match="`scores`: 1 arrays"):
+        seamed.update_topology(scores=[None])
+    with pytest.raises(ValueError, match="Invalid `schedule`"):
+        DynamicSparsityCallback(data=(x, y), schedule={"update_frequency": 4})
