@@ -1,9 +1,9 @@
 """`DynamicSparsityCallback`: dynamic sparse training inside `model.fit`."""
 
 import keras
-import numpy as np
 
 from freetickets_tf import backend
+from freetickets_tf import growth_batches
 from freetickets_tf import masking
 from freetickets_tf import optimizer_slots
 from freetickets_tf import pipelines
@@ -22,63 +22,6 @@ from ._step_counter import optimizer_step
 # update (SPEC §3), or the "last" training batch, as the original (whose
 # `truncate_weights` reads the `.grad` the last step left).
 GROWTH_BATCHES = ("fresh", "last")
-
-
-def _is_array_pair(data):
-    return (
-        isinstance(data, tuple)
-        and len(data) in (2, 3)
-        and all(hasattr(part, "shape") for part in data)
-    )
-
-
-def _check_data(data):
-    """`data` as the growth gradient can use it, or a `ValueError` saying what
-    it is not: arrays that pair up, a TrainingSet, or a re-iterable of
-    batches (a dataset, a list; not a string, not a one-shot iterator)."""
-    if data is None or isinstance(data, pipelines.TrainingSet) or hasattr(
-            data, "element_spec"):
-        return data
-    if isinstance(data, tuple) and all(hasattr(part, "shape") for part in data):
-        if len(data) not in (2, 3):
-            raise ValueError(
-                f"Invalid `data`: expected (x, y) arrays, got {len(data)} arrays.")
-        lengths = {len(part) for part in data}
-        if len(lengths) != 1:
-            raise ValueError(
-                "Invalid `data`: its arrays have different numbers of examples "
-                f"({', '.join(str(len(part)) for part in data)}).")
-        if not lengths.pop():
-            raise ValueError("Invalid `data`: the arrays have no examples.")
-        return data
-    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__iter__") or (
-            iter(data) is data):
-        raise ValueError(
-            f"Invalid `data`: {type(data).__name__} is not training data. Pass an "
-            "(x, y) tuple of arrays, a freetickets_tf.pipelines.TrainingSet, a "
-            "tf.data.Dataset of (x, y) batches or a list of them (re-iterable, "
-            "not a one-shot iterator).")
-    return data
-
-
-def _step_rng(seed, step, *salt):
-    """A generator fixed by (seed, step): a resumed run draws what the
-    uninterrupted run would have drawn at the same step."""
-    return np.random.default_rng(None if seed is None else [seed, step, *salt])
-
-
-def _endless(batches):
-    """Cycles through a re-iterable of `(x, y, ...)` batches forever."""
-    while True:
-        empty = True
-        for batch in batches:
-            empty = False
-            yield batch[0], batch[1]
-        if empty:
-            raise ValueError(
-                "`data` yielded no batch. Pass a re-iterable source (a "
-                "tf.data.Dataset, a list of batches) or an (x, y) tuple."
-            )
 
 
 class DynamicSparsityCallback(keras.callbacks.Callback):
@@ -103,7 +46,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             arrays (batches of `batch_size` are drawn from it), a
             `pipelines.TrainingSet` (batch number `step` of its growth
             stream), a `tf.data.Dataset` of `(x, y)` batches or any
-            re-iterable of them. Required for `growth="gradient"`.
+            re-iterable of them, or a function `step -> (x, y)`
+            (`freetickets_tf.growth_batches.growth_source`). Required for
+            `growth="gradient"`.
         update_frequency: Optimizer steps between topology updates (ΔT).
         death_rate: Fraction `p` of each layer's active weights moved per
             update, in [0, 1).
@@ -195,7 +140,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 "trained on: it needs growth='gradient' and `data` = the "
                 "freetickets_tf.pipelines.TrainingSet that `fit` trains on "
                 "(`train.epochs(...)`).")
-        self.data = _check_data(data)
+        self.data = growth_batches.check_growth_data(data)
         self.prune_dense_layers = bool(prune_dense_layers)
         self.reset_optimizer_state = bool(reset_optimizer_state)
         self.seed = seed
@@ -253,9 +198,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             self._gradient_fn = make_loss_gradient_fn(
                 self.model, [mk.kernel for mk in self._kernels]
             )
-            if not (_is_array_pair(self.data)
-                    or isinstance(self.data, pipelines.TrainingSet)):
-                self._growth_batches = _endless(self.data)
+            # The source of each step's growth batch (the data layer's).
+            self._growth_batch = growth_batches.growth_source(
+                self.data, self.batch_size, self.seed)
         self._prepared_for = self.model
 
     def _step(self):
@@ -268,18 +213,6 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         epochs, steps = params.get("epochs"), params.get("steps")
         return self.schedule.death_rate_at(step, epochs * steps if epochs and steps
                                            else None)
-
-    def _growth_batch(self, step):
-        if isinstance(self.data, pipelines.TrainingSet):
-            # Batch number `step` of the set's growth stream: the same batch
-            # for the same step, also after a resumed run restarts.
-            return next(iter(self.data.growth_batches(self.seed or 0, start=step)))
-        if not _is_array_pair(self.data):
-            return next(self._growth_batches)
-        x, y = np.asarray(self.data[0]), np.asarray(self.data[1])
-        size = min(self.batch_size, len(x))
-        index = np.sort(_step_rng(self.seed, step).choice(len(x), size, replace=False))
-        return x[index], y[index]
 
     def growth_gradients(self, x, y):
         """The dense gradients of the loss with respect to the masked kernels
@@ -341,7 +274,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
                 if self.reset_optimizer_state
                 else ()
             )
-            seed = int(_step_rng(self.seed, step, i).integers(2**31))
+            seed = int(growth_batches.step_rng(self.seed, step, i).integers(2**31))
             moved += self.updater.rewire(mk, death_rate, scores, seed, slots,
                                          skip_dense=not self.prune_dense_layers)
         self.updates_done += 1
