@@ -1,7 +1,21 @@
 """Running an absl script's `main` in-process, as its command line would."""
 
+import keras
 import pytest
 from absl import flags
+
+
+@pytest.fixture
+def digits_model():
+    """`digits_model(seed)`: a small classifier of the bundled 8x8 digits."""
+
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Flatten(),
+            keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)])
+
+    return build
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import stat
 import sys
 
-import keras
 import pytest
 from absl import flags
 
@@ -21,13 +20,6 @@ from freetickets_tf.tickets import RunDirectory
 
 COMMANDS = {"train": ("freetickets-train", train), "evaluate": (
     "freetickets-evaluate", evaluate), "export": ("freetickets-export", export)}
-
-
-def digits_model(seed):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((8, 8, 1)), keras.layers.Flatten(),
-        keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)])
 
 
 @dataclasses.dataclass
@@ -172,7 +164,7 @@ for id, args, names in EXPORT:
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
+def workdir(tmp_path, monkeypatch, digits_model):
     """A finished 2-ticket run, a partial one and a read-only folder."""
     monkeypatch.chdir(tmp_path)
     run = RunDirectory.create(str(tmp_path / "existing"), "dst", 2, {"epochs": 1})

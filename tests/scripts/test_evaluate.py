@@ -3,7 +3,6 @@
 import json
 import os
 
-import keras
 import pytest
 from absl import app
 
@@ -12,19 +11,12 @@ from freetickets_tf.scripts import evaluate
 from freetickets_tf.tickets import RunDirectory
 
 
-def digits_model(seed):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.Input((8, 8, 1)), keras.layers.Flatten(),
-        keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)])
-
-
 @pytest.fixture
 def run_evaluate(run_main):
     return lambda *args: run_main(evaluate, *args)
 
 
-def test_evaluate_run_on_bundled_digits(tmp_path, run_evaluate, capsys):
+def test_evaluate_run_on_bundled_digits(tmp_path, run_evaluate, capsys, digits_model):
     run = RunDirectory.create(str(tmp_path / "run"), "dst", 2)
     for member in range(2):
         run.save_ticket(ft.sparsify(digits_model(member), 0.5, seed=member), member=member)
@@ -46,7 +38,7 @@ def test_evaluate_run_on_bundled_digits(tmp_path, run_evaluate, capsys):
 
 
 def test_evaluate_ood_reads_tfds_sets_fitted_to_the_model(tmp_path, run_evaluate,
-                                                          monkeypatch):
+                                                          monkeypatch, digits_model):
     import tensorflow_datasets as tfds
 
     run = RunDirectory.create(str(tmp_path / "run"), "dst", 1)
@@ -66,7 +58,7 @@ def test_evaluate_ood_reads_tfds_sets_fitted_to_the_model(tmp_path, run_evaluate
                                          "max_examples": n_test})]
 
 
-def test_evaluate_errors_are_usage_errors(tmp_path, run_evaluate):
+def test_evaluate_errors_are_usage_errors(tmp_path, run_evaluate, digits_model):
     with pytest.raises(app.UsageError, match="--run_dir: .*does not exist"):
         run_evaluate(f"--run_dir={tmp_path / 'missing'}")
     run = RunDirectory.create(str(tmp_path / "run"), "dst", 1)
