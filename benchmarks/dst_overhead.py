@@ -62,14 +62,15 @@ script sets it when it is unset).
 
 import argparse
 import contextlib
-import json
 import math
 import os
-import platform
 import re
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402  (benchmarks/_common.py)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -305,8 +306,6 @@ def instrumented_update(cb, death_rate):
     """One `update_topology()` with per-piece timers; returns the timings."""
     import keras
 
-    from freetickets_tf import masking
-    from freetickets_tf import optimizer_slots
     from freetickets_tf import topology
     from freetickets_tf import updaters
     from freetickets_tf.callbacks import dynamic_sparsity
@@ -427,30 +426,6 @@ def breakdown(cb, death_rate, repeats):
 
 
 # --------------------------------------------------------------------------
-
-
-def environment(args):
-    import keras
-    import tensorflow as tf
-
-    devices = [d.name for d in tf.config.list_logical_devices()]
-    accelerators = [d for d in devices if "GPU" in d or "TPU" in d]
-    try:
-        cpus_usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus_usable = os.cpu_count()
-    return {
-        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "backend": keras.backend.backend(),
-        "device": accelerators[0] if accelerators else devices[0],
-        "devices": devices,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": cpus_usable,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def constraint_seconds(model, args):
@@ -641,22 +616,13 @@ def run(args):
     if not args.no_breakdown:
         log("instrumented topology updates (per-piece timing)")
         result["update_breakdown"] = breakdown(cb, args.death_rate, args.repeats)
-    result["environment"] = environment(args)
+    result["environment"] = _common.environment()
     result["environment"]["load_average_1min_at_start"] = round(load, 2)
     return result
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    start = time.perf_counter()
-    stdout = sys.stdout
-    # Anything the libraries print goes to stderr: stdout holds only the JSON.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run(args)
-    result["wall_s"] = time.perf_counter() - start
-    json.dump(result, stdout, indent=2)
-    stdout.write("\n")
-    stdout.flush()
+    return _common.json_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

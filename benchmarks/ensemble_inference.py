@@ -41,10 +41,12 @@ Run it from the repository root:
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402  (benchmarks/_common.py)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -100,25 +102,6 @@ def parse_args(argv=None):
     return args
 
 
-def environment():
-    import keras
-    import tensorflow as tf
-
-    devices = [d.name for d in tf.config.list_logical_devices()]
-    accelerators = [d for d in devices if "GPU" in d or "TPU" in d]
-    return {
-        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "backend": keras.backend.backend(),
-        "device": accelerators[0] if accelerators else devices[0],
-        "devices": devices,
-        "cpu_count": os.cpu_count(),
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
 def softmax(z):
     import numpy as np
 
@@ -159,7 +142,7 @@ def main(argv=None):
     from freetickets_tf.ensemble_model import EnsembleModel
     from freetickets_tf.ensemble_model import output_kind
 
-    env = environment()
+    env = _common.environment()
     log(
         f"{args.members} x {args.model}, batch {args.batch_size}, {args.batches} "
         f"batches, {args.repeats} repeats; load average "

@@ -52,13 +52,15 @@ ONE JSON object goes to stdout; progress to stderr. From the repository root:
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import re
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402  (benchmarks/_common.py)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -510,29 +512,8 @@ def goals(args, result):
 
 
 def environment():
-    import keras
-
-    env = {
-        "keras_version": keras.__version__,
-        "backend": keras.backend.backend(),
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    if env["backend"] == "jax":
-        import jax
-        import jaxlib
-
-        env["jax_version"] = jax.__version__
-        env["jaxlib_version"] = jaxlib.__version__
-        env["devices"] = [str(d) for d in jax.devices()]
-    elif env["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        env["tensorflow_version"] = tf.__version__
-        env["devices"] = [d.name for d in tf.config.list_logical_devices()]
+    env = _common.environment()
+    env["cpu"] = _cpu_model()
     return env
 
 
@@ -612,17 +593,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    start = time.perf_counter()
-    stdout = sys.stdout
-    # Anything the libraries print goes to stderr: stdout holds only the JSON.
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run(args)
-    result["wall_s"] = time.perf_counter() - start
-    json.dump(result, stdout, indent=2)
-    stdout.write("\n")
-    stdout.flush()
-    return result
+    return _common.json_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

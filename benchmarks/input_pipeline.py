@@ -53,10 +53,12 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402  (benchmarks/_common.py)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -110,23 +112,6 @@ def parse_args(argv=None):
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
-
-
-def environment():
-    import keras
-    import tensorflow as tf
-
-    devices = [d.name for d in tf.config.list_logical_devices()]
-    accelerators = [d for d in devices if "GPU" in d or "TPU" in d]
-    return {
-        "load_average_1_5_15_min": [round(v, 2) for v in os.getloadavg()],
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "backend": keras.backend.backend(),
-        "device": accelerators[0] if accelerators else devices[0],
-        "cpu_count": os.cpu_count(),
-        "python_version": platform.python_version(),
-    }
 
 
 def training_set(args):
@@ -243,7 +228,7 @@ def main(argv=None):
         "compute_block_images_per_s": [round(v, 2) for v in fixed_speeds],
         "pipeline_over_training": round(pipeline_speed / training_speed, 2),
         "feeding_overhead": round(1.0 - training_speed / compute_speed, 3),
-        "environment": environment(),
+        "environment": _common.environment(),
     }
     print(json.dumps(result, indent=2))
     return result
