@@ -37,6 +37,7 @@ from freetickets_tf.masking import overall_density
 from freetickets_tf.masking import prune_global_magnitude
 from freetickets_tf.masking import sparsify
 from freetickets_tf.masking import sparsity_summary
+from freetickets_tf.masking import strip_sparsity
 from freetickets_tf.masking import zero_inactive_weights
 from freetickets_tf.version import __version__
 
@@ -90,6 +91,7 @@ __all__ = [
     "serving",
     "sparsify",
     "sparsity_summary",
+    "strip_sparsity",
     "tickets",
     "topology",
     "train_ensemble",

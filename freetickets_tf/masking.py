@@ -336,6 +336,45 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None,
     return sparse
 
 
+_BASE_CLASSES = {masked: base for base, masked in masked_layers.MASKED_VERSIONS.items()}
+
+
+def strip_sparsity(model):
+    """Returns a plain Keras copy of a sparse model, masks applied (tfmot's
+    `strip_pruning`; `serving.fold_masks` is the same function).
+
+    Every masked layer becomes its Keras base class (`MaskedConv2D` ->
+    `Conv2D`, ...) with the same config and the kernel `kernel * mask`; all
+    other layers and weights are copied. The copy has no `freetickets_tf`
+    layer and no mask variables, and predicts exactly as `model` does.
+
+    Args:
+        model: A built Sequential or functional model; nested models work.
+
+    Returns:
+        A new, uncompiled `keras.Model`.
+
+    Example:
+
+    >>> sparse = freetickets_tf.sparsify(model, density=0.2, seed=0)
+    >>> plain = freetickets_tf.strip_sparsity(sparse)
+    >>> freetickets_tf.masked_kernels(plain)
+    []
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Invalid `model`: expected a keras.Model, got {type(model).__name__}."
+        )
+
+    def clone_layer(layer):
+        cls = _BASE_CLASSES.get(type(layer), type(layer))
+        return cls.from_config(layer.get_config())
+
+    folded = clone_layer_by_layer(model, clone_layer, "fold the masks of")
+    copy_weights(model, folded, fold_masks=True)
+    return folded
+
+
 def prune_global_magnitude(model, density, exclude=None):
     """Returns a sparse copy of a trained model, pruned by global magnitude.
 

@@ -2,8 +2,8 @@
 
 A trained ticket carries what only training needs: the boolean mask and
 exploration record of every kernel, and layers of `freetickets_tf`.
-`fold_masks` turns a ticket into a plain Keras model with the same
-predictions; `export_saved_model` writes an `EnsembleModel` of folded members
+`masking.strip_sparsity` (here also `fold_masks`) turns a ticket into a
+plain Keras model with the same predictions; `export_saved_model` writes an `EnsembleModel` of folded members
 as a SavedModel that TensorFlow Serving, or `tf.saved_model.load` in a
 process without `freetickets_tf`, can run.
 """
@@ -14,7 +14,6 @@ import keras
 
 from freetickets_tf import backend
 from freetickets_tf import io
-from freetickets_tf import layers as masked_layers
 from freetickets_tf import masking
 from freetickets_tf import pipelines
 from freetickets_tf.ensemble_model import EnsembleModel
@@ -23,42 +22,8 @@ ENDPOINT = "serve"
 SCALED_ENDPOINT = "serve_scaled"
 SIGNATURE = "serving_default"
 
-_BASE_CLASSES = {masked: base for base, masked in masked_layers.MASKED_VERSIONS.items()}
-
-
-def fold_masks(model):
-    """Returns a plain Keras copy of a sparse model, masks applied.
-
-    Every masked layer becomes its Keras base class (`MaskedConv2D` ->
-    `Conv2D`, ...) with the same config and the kernel `kernel * mask`; all
-    other layers and weights are copied. The copy has no `freetickets_tf`
-    layer and no mask variables, and predicts exactly as `model` does.
-
-    Args:
-        model: A built Sequential or functional model; nested models work.
-
-    Returns:
-        A new, uncompiled `keras.Model`.
-
-    Example:
-
-    >>> sparse = freetickets_tf.sparsify(model, density=0.2, seed=0)
-    >>> plain = fold_masks(sparse)
-    >>> freetickets_tf.masked_kernels(plain)
-    []
-    """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            f"Invalid `model`: expected a keras.Model, got {type(model).__name__}."
-        )
-
-    def clone_layer(layer):
-        cls = _BASE_CLASSES.get(type(layer), type(layer))
-        return cls.from_config(layer.get_config())
-
-    folded = masking.clone_layer_by_layer(model, clone_layer, "fold the masks of")
-    masking.copy_weights(model, folded, fold_masks=True)
-    return folded
+# The name this module gave it first; `strip_sparsity` lives beside `sparsify`.
+fold_masks = masking.strip_sparsity
 
 
 def _serving_function(model, preprocessing, dtype):

@@ -252,3 +252,14 @@ def test_sparsify_of_a_model_without_weights_says_so():
     model = keras.Sequential([keras.Input((4, 4)), keras.layers.Flatten()])
     with pytest.raises(ValueError, match="has no weights"):
         ft.sparsify(model, 0.5)
+
+
+def test_strip_sparsity_beside_sparsify_gives_a_plain_model(mlp):
+    sparse = ft.sparsify(mlp, 0.3, seed=0)
+    plain = ft.strip_sparsity(sparse)
+    assert ft.serving.fold_masks is ft.strip_sparsity  # the earlier name
+    assert not ft.masked_kernels(plain)
+    assert {type(layer).__name__ for layer in plain.layers} == {"Dense"}
+    x = np.random.default_rng(0).normal(size=(4, 16)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(plain(x)),
+                               keras.ops.convert_to_numpy(sparse(x)), atol=1e-6)
