@@ -9,6 +9,7 @@ and exports to a TensorFlow SavedModel for serving (`freetickets_tf.serving`).
 import keras
 from keras import ops
 
+from freetickets_tf import _keras_internals as internals
 from freetickets_tf._validation import check_choice
 
 OUTPUT_KINDS = ("logits", "probabilities")
@@ -25,7 +26,7 @@ def _final_layer(model):
         return None
     # Functional models list their layers in topological order, but with
     # parallel branches the last one listed need not be the output's.
-    return outputs[0]._keras_history.operation
+    return internals.producing_operation(outputs[0])
 
 
 def _is_softmax(layer):

@@ -47,6 +47,7 @@ import warnings
 
 import keras
 
+from freetickets_tf import _keras_internals as internals
 from freetickets_tf import layers as masked_layers
 from freetickets_tf._validation import check_int
 from freetickets_tf._validation import check_real
@@ -90,9 +91,7 @@ def _check_count(name, value):
 
 def _graph(model):
     """The functional graph behind a model, or None (subclassed models)."""
-    if isinstance(model, keras.Sequential):
-        return model._functional
-    return model if hasattr(model, "_nodes_by_depth") else None
+    return internals.functional_graph(model)
 
 
 def _calls(container, prefix):
@@ -106,23 +105,23 @@ def _calls(container, prefix):
     """
     graph = _graph(container)
     if graph is None:
-        for layer in container._flatten_layers(include_self=False, recursive=False):
+        for layer in internals.flatten_layers(container, recursive=False):
             yield from _layer_calls(layer, prefix, None)
         return
     # `operations` is in layer order; `_nodes_by_depth` holds the nodes of this
     # graph only (a layer may also have been called in another model).
-    in_graph = {id(node) for nodes in graph._nodes_by_depth.values() for node in nodes}
+    in_graph = {id(node) for node in internals.graph_nodes(graph)}
     for operation in graph.operations:
         if not isinstance(operation, keras.layers.Layer):
             continue  # a `keras.ops` function in the graph: no kernel
-        for node in operation._inbound_nodes:
+        for node in internals.inbound_nodes(operation):
             if id(node) in in_graph and not node.is_input:
                 yield from _layer_calls(operation, prefix, node)
 
 
 def _layer_calls(layer, prefix, node):
     key = prefix + layer.name
-    if layer._layers:
+    if internals.is_container(layer):
         # A nested model: its own graph, once per call of the model.
         yield from _calls(layer, key + "/")
         return

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from freetickets_tf import _keras_internals as internals
 from freetickets_tf import layers as masked_layers
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_density
@@ -17,13 +18,9 @@ from freetickets_tf.topology import global_magnitude_masks
 
 
 def _leaf_layers(model):
-    # Keras has no public recursive walk; `_flatten_layers` is what
-    # `Model.summary` and the savers use. Containers own no kernels here.
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if not layer._layers
-    ]
+    # Containers own no kernels here.
+    return [layer for layer in internals.flatten_layers(model)
+            if not internals.is_container(layer)]
 
 
 def masked_kernels(model):
@@ -238,14 +235,14 @@ def copy_weights(source, target, fold_masks=False):
         target: Its clone (e.g. from `keras.models.clone_model`).
         fold_masks: Write each masked kernel of `source` as `kernel * mask`.
     """
-    source_layers = list(source._flatten_layers(include_self=False))
-    target_layers = list(target._flatten_layers(include_self=False))
+    source_layers = internals.flatten_layers(source)
+    target_layers = internals.flatten_layers(target)
     for src, dst in zip(source_layers, target_layers, strict=True):
         masks = {}
         if fold_masks and isinstance(src, masked_layers.MaskedLayerMixin):
             masks = {id(mk.kernel): mk.mask for mk in src.masked_kernels}
-        src_vars = src._trainable_variables + src._non_trainable_variables
-        dst_vars = dst._trainable_variables + dst._non_trainable_variables
+        src_vars = internals.own_variables(src)
+        dst_vars = internals.own_variables(dst)
         common = min(len(src_vars), len(dst_vars))
         for s, d in zip(src_vars[:common], dst_vars[:common]):
             value = s.value

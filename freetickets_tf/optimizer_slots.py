@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import keras
 
+from freetickets_tf import _keras_internals as internals
+
 # Where Keras' built-in optimizers keep their first moment / momentum.
 _MOMENTUM_LISTS = ("momentums", "_momentums")
 
@@ -21,7 +23,7 @@ def _base(optimizer):
 
 def _slot_lists(optimizer):
     optimizer = _base(optimizer)
-    trainable = {id(v) for v in optimizer._trainable_variables}
+    trainable = {id(v) for v in internals.optimizer_variables_trained(optimizer)}
     return {
         name: value
         for name, value in vars(optimizer).items()
