@@ -46,8 +46,8 @@ BASELINES = ("dense", "deep_ensemble", "static", "dst")
 DATASETS = ("digits", "cifar10", "cifar100", "svhn_cropped", "imagenet2012", "folder")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# The library's choices, as literals so that `--help` needs no TensorFlow
-# import (tests/scripts/test_train.py checks they match).
+# The library's choices, as literals so that defining the flags imports no
+# library module (tests/scripts/test_train.py checks that they match).
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 WEIGHT_DECAY_SCOPES = ("all", "kernels")
 INITIALIZERS = ("original", "glorot")
@@ -55,6 +55,7 @@ GROWTH_BATCHES = ("fresh", "last")
 GROWTH_MODES = ("gradient", "random", "momentum")
 DEATH_RULES = ("magnitude", "set")
 DEATH_RATE_SCHEDULES = ("constant", "cosine")
+DISTRIBUTIONS = ("erk", "er", "uniform")
 
 _CIFAR = {
     "model": "wrn-28-10", "epochs": 250, "edst_epochs": 450, "exploration_epochs": 150,
@@ -121,7 +122,7 @@ flags.DEFINE_float("validation_fraction", 0.1, "Training data held out for selec
 flags.DEFINE_string("model", None, "Model name (see freetickets_tf.models.available_models()).")
 flags.DEFINE_integer("num_members", 3, "Tickets per ensemble (M).")
 flags.DEFINE_float("density", 0.2, "Overall fraction of active weights, in (0, 1].")
-flags.DEFINE_enum("distribution", "erk", ["erk", "er", "uniform"],
+flags.DEFINE_enum("distribution", "erk", DISTRIBUTIONS,
                   "Sparse initialisation: how the density is spread over layers.")
 flags.DEFINE_bool("rescale_init", False,
                   "Scale sparse initial weights by 1/sqrt(layer density).")

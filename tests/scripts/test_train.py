@@ -234,6 +234,9 @@ def test_flag_choices_are_the_library_choices():
     assert train.GROWTH_MODES == ft.updaters.GROWTH_MODES
     assert train.DEATH_RULES == tuple(ft.updaters.DEATH_RULES)
     assert train.DEATH_RATE_SCHEDULES == ft.schedules.DEATH_RATE_SCHEDULES
+    assert train.DISTRIBUTIONS == ft.densities.DISTRIBUTIONS
+    assert train.METHODS == ft.ensembles.METHODS
+    assert train.STRATEGIES == ft.distribute.STRATEGIES
 
 
 def test_batch_not_divisible_by_replicas_fails_from_the_command_line(tmp_path):
