@@ -51,7 +51,7 @@ from freetickets_tf import _keras_internals as internals
 from freetickets_tf import layers as masked_layers
 from freetickets_tf._validation import check_int
 from freetickets_tf._validation import check_real
-from freetickets_tf.masking import _leaf_layers
+from freetickets_tf.masking import leaf_layers
 from freetickets_tf.topology import count_active
 
 # A kernel applied once per output position (channels excluded).
@@ -209,7 +209,7 @@ def _densities(layer):
 def _warn_uncounted(model):
     uncounted = [
         layer
-        for layer in _leaf_layers(model)
+        for layer in leaf_layers(model)
         if not isinstance(layer, _COUNTED_LAYERS)
         and any(v.name.endswith("kernel") for v in layer.trainable_weights)
     ]

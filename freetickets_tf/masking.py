@@ -17,7 +17,8 @@ from freetickets_tf.topology import count_active
 from freetickets_tf.topology import global_magnitude_masks
 
 
-def _leaf_layers(model):
+def leaf_layers(model):
+    """The layers of `model` that hold no layers, depth first."""
     # Containers own no kernels here.
     return [layer for layer in internals.flatten_layers(model)
             if not internals.is_container(layer)]
@@ -34,7 +35,7 @@ def masked_kernels(model):
     """
     return [
         mk
-        for layer in _leaf_layers(model)
+        for layer in leaf_layers(model)
         if isinstance(layer, masked_layers.MaskedLayerMixin)
         for mk in layer.masked_kernels
     ]
@@ -44,7 +45,7 @@ def _unmasked_kernel_layers(model):
     """Leaf layers that own a kernel-like weight but no mask."""
     return [
         layer
-        for layer in _leaf_layers(model)
+        for layer in leaf_layers(model)
         if not isinstance(layer, masked_layers.MaskedLayerMixin)
         and any(v.name.endswith("kernel") for v in layer.trainable_weights)
     ]
@@ -177,7 +178,7 @@ def _check_exclude(model, exclude):
     if isinstance(exclude, str):
         exclude = [exclude]
     exclude = set(exclude)
-    names = {layer.name for layer in _leaf_layers(model)}
+    names = {layer.name for layer in leaf_layers(model)}
     unknown = sorted(exclude - names)
     if unknown:
         raise ValueError(
@@ -192,7 +193,7 @@ def check_maskable(model, exclude=None):
     (checked before a recipe writes anything)."""
     if not any(
         type(layer) in masked_layers.MASKED_VERSIONS and not _excluded(layer, exclude)
-        for layer in _leaf_layers(model)
+        for layer in leaf_layers(model)
     ):
         raise ValueError(
             f"Invalid `model`: {model.name!r} has no layer that can be masked"
@@ -336,6 +337,12 @@ def sparsify(model, density, distribution="erk", exclude=None, seed=None,
 _BASE_CLASSES = {masked: base for base, masked in masked_layers.MASKED_VERSIONS.items()}
 
 
+def base_class(layer):
+    """The Keras class of a masked layer (`MaskedDense` -> `Dense`), or the
+    layer's own class."""
+    return _BASE_CLASSES.get(type(layer), type(layer))
+
+
 def strip_sparsity(model):
     """Returns a plain Keras copy of a sparse model, masks applied (tfmot's
     `strip_pruning`; `serving.fold_masks` is the same function).
@@ -364,8 +371,7 @@ def strip_sparsity(model):
         )
 
     def clone_layer(layer):
-        cls = _BASE_CLASSES.get(type(layer), type(layer))
-        return cls.from_config(layer.get_config())
+        return base_class(layer).from_config(layer.get_config())
 
     folded = clone_layer_by_layer(model, clone_layer, "fold the masks of")
     copy_weights(model, folded, fold_masks=True)

@@ -66,8 +66,9 @@ def versions():
 def architecture(model):
     """What a checkpoint or run must match to be resumed on `model`: input
     and output shapes, parameter count, and a digest of every weight's shape
-    in order (masks left out, so a model and its sparse copy agree; layer
-    names left out, as Keras numbers them anew in every build).
+    and every layer's class and activation, in order (masks left out and a
+    masked layer named by its Keras class, so a model and its sparse copy
+    agree; layer names left out, as Keras numbers them anew in every build).
 
     Example:
 
@@ -78,7 +79,10 @@ def architecture(model):
     tensors = [*(getattr(model, "inputs", None) or ()),
                *(getattr(model, "outputs", None) or ())]
     ports = [[None if d is None else int(d) for d in tensor.shape[1:]] for tensor in tensors]
-    digest = hashlib.sha256(json.dumps([ports, shapes]).encode()).hexdigest()
+    layers = [[masking.base_class(layer).__name__, layer.get_config().get("activation")]
+              for layer in masking.leaf_layers(model)]
+    digest = hashlib.sha256(json.dumps([ports, shapes, layers], default=str).encode()
+                            ).hexdigest()
     trainable = sum(math.prod(v.shape) for v in model.trainable_weights)
     return {"parameters": int(trainable), "shapes": ports, "digest": digest[:16]}
 

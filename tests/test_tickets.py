@@ -207,3 +207,18 @@ def test_create_sweeps_what_a_killed_writer_left(tmp_path):
     RunDirectory.create(tmp_path, "dst", 2).release()
     assert sorted(os.listdir(tmp_path)) == [".lock", "checkpoint", "tickets.json"]
     assert os.listdir(tmp_path / "checkpoint") == []
+
+
+def test_architecture_tells_layer_classes_and_activations_apart():
+    def mlp(activation, between=keras.layers.Dropout(0.1)):
+        return keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation=activation),
+                                 between, keras.layers.Dense(3)])
+
+    relu = tickets.architecture(mlp("relu"))
+    # The same weight shapes, but another activation or another layer class.
+    assert tickets.architecture(mlp("tanh"))["digest"] != relu["digest"]
+    other = tickets.architecture(mlp("relu", keras.layers.LayerNormalization(center=False,
+                                                                            scale=False)))
+    assert other["digest"] != relu["digest"] and other["parameters"] == relu["parameters"]
+    # A sparse copy (masked layers, boolean masks) is the same architecture.
+    assert tickets.architecture(ft.sparsify(mlp("relu"), 0.5, seed=0)) == relu
