@@ -317,7 +317,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._moved_this_epoch = 0
-        self._steps.read(self.model)
+        # Read again here: a checkpoint restored after `on_train_begin` may
+        # have moved the step on.
+        self._last_step = self._steps.read(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._steps.after_batch(batch)

@@ -130,7 +130,9 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
         self._last_step = self._steps.read(self.model)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._steps.read(self.model)
+        # Read again here: a checkpoint restored after `on_train_begin` may
+        # have moved the step on.
+        self._last_step = self._steps.read(self.model)
 
     def on_train_batch_begin(self, batch, logs=None):
         # Nothing updates masks at batch begin, so updates seen here were made

@@ -604,7 +604,9 @@ class _Recipe:
             callbacks.append(PeriodicSnapshots(self.run, config.snapshot_every, member))
         if checkpoint is not None:
             snapshot, counter, state = checkpoint
-            callbacks.append(TrainingCheckpoint(self.run, snapshot, counter, **state))
+            # The recipes load a checkpoint themselves (`resume`), before `fit`.
+            callbacks.append(TrainingCheckpoint(self.run, snapshot, counter, restore=False,
+                                                **state))
         validation = {}
         if isinstance(self.validation_data, (tuple, list)):
             validation["validation_batch_size"] = config.batch_size
