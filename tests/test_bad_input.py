@@ -326,6 +326,20 @@ for name, kwargs, names in DST_CALLBACK:
          names)
 
 
+case("dst-callback-schedule-not-a-schedule",
+     lambda env: ft.DynamicSparsityCallback(data=(X, Y), schedule={"update_frequency": 4}),
+     "schedule")
+case("dst-schedule-end-before-start", lambda env: ft.schedules.DSTSchedule(
+    start_step=10, end_step=5), "end_step")
+case("updater-unknown", lambda env: ft.updaters.get("hebbian"), "growth")
+case("updater-death-conflict",
+     lambda env: ft.updaters.get(ft.updaters.SET("set"), death="magnitude-ish"), "death")
+case("growth-source-string",
+     lambda env: ft.growth_batches.growth_source("abc"), "data")
+case("strip-sparsity-of-a-layer",
+     lambda env: ft.strip_sparsity(keras.layers.Dense(3)), "model")
+
+
 def edst_callback(**kwargs):
     def call(env):
         dst = ft.DynamicSparsityCallback(data=(X, Y), update_frequency=1)
