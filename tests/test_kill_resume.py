@@ -46,7 +46,7 @@ start = checkpoint.initial_epoch
 print("start", start, flush=True)
 model.fit(train.epochs(start, 5), steps_per_epoch=train.steps_per_epoch,
           initial_epoch=start, epochs=5, validation_data=(x[192:], y[192:]),
-          callbacks=[dst, flops, edst, checkpoint, Kill()], verbose=0)
+          callbacks=[dst, flops, edst, checkpoint, Kill()], shuffle=False, verbose=0)
 '''
 
 

@@ -51,7 +51,7 @@ def _user_fit(toy_data, run_dir, stop_after=None):
         callbacks.append(StopAfter(stop_after))
     model.fit(train.epochs(start, EPOCHS), steps_per_epoch=train.steps_per_epoch,
               initial_epoch=start, epochs=EPOCHS, validation_data=(x[192:], y[192:]),
-              callbacks=callbacks, verbose=0)
+              callbacks=callbacks, shuffle=False, verbose=0)
     edst.run.release()
     return start
 
