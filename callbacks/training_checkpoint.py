@@ -86,23 +86,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.state = state
         self._expected_epoch = None
 
-    def _matching_checkpoint(self):
-        """`(path, state)` of the run's checkpoint if it is this callback's."""
-        checkpoint = self.run.checkpoint
-        if checkpoint is None:
-            return None
-        if any(checkpoint[1].get(key) != value for key, value in self.state.items()):
-            return None  # another member's or stage's
-        return checkpoint
-
     @property
     def initial_epoch(self):
         """The epoch to start `fit` at: the matching checkpoint's, or 0."""
-        checkpoint = self._matching_checkpoint()
+        checkpoint = self.run.checkpoint_of(**self.state)
         return 0 if checkpoint is None else checkpoint[1]["epoch"]
 
     def on_train_begin(self, logs=None):
-        checkpoint = self._matching_checkpoint() if self.restore else None
+        checkpoint = self.run.checkpoint_of(**self.state) if self.restore else None
         if checkpoint is None:
             return
         _, state = checkpoint

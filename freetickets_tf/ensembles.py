@@ -567,12 +567,11 @@ class _Recipe:
             state included), the epoch to continue at, the FLOPs spent and
             the best-epoch snapshot.
         """
-        checkpoint = self.run.checkpoint
+        # None also for a finished member's last checkpoint.
+        checkpoint = self.run.checkpoint_of(member=member, stage=stage)
         if checkpoint is None:
             return None
         path, state = checkpoint
-        if (state.get("member"), state.get("stage")) != (member, stage):
-            return None  # a finished member's last checkpoint
         self.say(f"{self.method}: resuming {stage} of member {member} after epoch "
                  f"{state['epoch']} from {path}")
         with distribute.scope(self.strategy):

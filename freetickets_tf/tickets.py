@@ -492,6 +492,16 @@ class RunDirectory:
         }
         return os.path.join(self.path, record["file"]), state
 
+    def checkpoint_of(self, **state):
+        """`(path, state)` of the last checkpoint if its state has these
+        values (e.g. `member=0, stage="train"`), else None: another member's
+        or stage's checkpoint is not one to resume from."""
+        checkpoint = self.checkpoint
+        if checkpoint is None or any(
+                checkpoint[1].get(key) != value for key, value in state.items()):
+            return None
+        return checkpoint
+
     def load_checkpoint(self, expected_architecture=None):
         """Loads the last checkpoint's model (compiled, optimizer state
         included) after checking its files against their checksums and its

@@ -30,3 +30,14 @@ def run_main():
 
     yield run_main
     flags.FLAGS.unparse_flags()
+
+
+@pytest.fixture
+def global_flags():
+    """The entry points add required-flag validators to absl's global flags;
+    keep them from reaching other tests of this process."""
+    validators = {name: list(flag.validators) for name, flag in flags.FLAGS._flags().items()}
+    yield
+    flags.FLAGS.unparse_flags()
+    for name, flag in flags.FLAGS._flags().items():
+        flag.validators[:] = validators.get(name, [])

@@ -180,17 +180,6 @@ def workdir(tmp_path, monkeypatch, digits_model):
     os.chmod(tmp_path / "read-only", stat.S_IRWXU)
 
 
-@pytest.fixture
-def global_flags():
-    """The entry points add required-flag validators to absl's global flags;
-    keep them from reaching other tests of this process."""
-    validators = {name: list(flag.validators) for name, flag in flags.FLAGS._flags().items()}
-    yield
-    flags.FLAGS.unparse_flags()
-    for name, flag in flags.FLAGS._flags().items():
-        flag.validators[:] = validators.get(name, [])
-
-
 def test_the_table_is_large_enough():
     assert len(CASES) >= 80
     assert len({c.id for c in CASES}) == len(CASES)
