@@ -191,10 +191,9 @@ def _check_exclude(model, exclude):
 def check_maskable(model, exclude=None):
     """Raises `ValueError` unless `sparsify` finds a layer of `model` to mask
     (checked before a recipe writes anything)."""
-    if not any(
-        type(layer) in masked_layers.MASKED_VERSIONS and not _excluded(layer, exclude)
-        for layer in leaf_layers(model)
-    ):
+    maskable = (*masked_layers.MASKED_VERSIONS, *masked_layers.MASKED_VERSIONS.values())
+    if not any(type(layer) in maskable and not _excluded(layer, exclude)
+               for layer in leaf_layers(model)):
         raise ValueError(
             f"Invalid `model`: {model.name!r} has no layer that can be masked"
             + (" (after `exclude`)" if exclude else "") + ". Maskable: "

@@ -263,3 +263,9 @@ def test_strip_sparsity_beside_sparsify_gives_a_plain_model(mlp):
     x = np.random.default_rng(0).normal(size=(4, 16)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(plain(x)),
                                keras.ops.convert_to_numpy(sparse(x)), atol=1e-6)
+
+
+def test_sparsify_accepts_an_already_sparse_model(mlp):
+    sparse = ft.sparsify(mlp, 0.3, seed=0)
+    again = ft.sparsify(sparse, 0.5, seed=1)
+    assert ft.overall_density(again) == pytest.approx(0.5, abs=0.02)
