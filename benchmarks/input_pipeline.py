@@ -1,5 +1,5 @@
 """Is the input pipeline the bottleneck? The CIFAR training pipeline of
-`freetickets_tf.pipelines` alone versus training a model on it.
+`freetickets_tf.data` alone versus training a model on it.
 
 What is measured, in one process:
 
@@ -33,7 +33,7 @@ CIFAR-shaped images, 50,000 by default), ``--data FILE.npz`` (an image set
 with ``x_train`` / ``y_train``, e.g. Fashion-MNIST, padded and tiled to
 32x32x3 by ``freetickets_tf.data.load_npz`` and kept as uint8 like the
 decoded tfds cache), or ``--tfds NAME --data_dir DIR`` (a prepared
-tensorflow-datasets set through ``pipelines.load``; nothing is downloaded).
+tensorflow-datasets set through ``data.load``; nothing is downloaded).
 
 The result is ONE JSON object on stdout; progress goes to stderr.
 
@@ -118,11 +118,11 @@ def training_set(args):
     """`(train, num_classes, source)` for the chosen data."""
     import numpy as np
 
-    from freetickets_tf import data, pipelines
+    from freetickets_tf import data
 
-    mean, std = pipelines.NORMALIZATION["cifar10"]
+    mean, std = data.NORMALIZATION["cifar10"]
     if args.tfds:
-        loaded = pipelines.load(args.tfds, data_dir=args.data_dir,
+        loaded = data.load(args.tfds, data_dir=args.data_dir,
                                 batch_size=args.batch_size, seed=args.seed,
                                 max_examples=args.examples)
         if loaded.train is None:
@@ -139,7 +139,7 @@ def training_set(args):
         x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         y = rng.integers(0, 10, n)
         source = "synthetic"
-    train = pipelines.from_arrays(x, y, args.batch_size, seed=args.seed,
+    train = data.from_arrays(x, y, args.batch_size, seed=args.seed,
                                   augment="reflect_crop_flip", mean=mean, std=std)
     return train, int(y.max()) + 1, source
 

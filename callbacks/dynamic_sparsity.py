@@ -6,12 +6,12 @@ from freetickets_tf import backend
 from freetickets_tf import growth_batches
 from freetickets_tf import masking
 from freetickets_tf import optimizer_slots
-from freetickets_tf import pipelines
 from freetickets_tf import updaters
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_death_rate
 from freetickets_tf._validation import check_int
 from freetickets_tf.backend import make_loss_gradient_fn
+from freetickets_tf.data.training_set import TrainingSet
 from freetickets_tf.schedules import DSTSchedule
 
 from ._step_counter import StepCounter
@@ -44,7 +44,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
     Args:
         data: Training data for the growth gradient: an `(x, y)` tuple of
             arrays (batches of `batch_size` are drawn from it), a
-            `pipelines.TrainingSet` (batch number `step` of its growth
+            `data.TrainingSet` (batch number `step` of its growth
             stream), a `tf.data.Dataset` of `(x, y)` batches or any
             re-iterable of them, or a function `step -> (x, y)`
             (`freetickets_tf.growth_batches.growth_source`). Required for
@@ -75,7 +75,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             drawn for the update (SPEC §3). `"last"`: on the batch of the
             training step that triggered the update, at the weights before
             that step, as the original's `.grad`. `"last"` needs `data` to be
-            the `pipelines.TrainingSet` that `fit` trains on, from epoch 0
+            the `data.TrainingSet` that `fit` trains on, from epoch 0
             (`train.epochs(...)`), and `steps_per_execution=1`; EDST's
             global exploration then uses the last batch of the epoch before.
 
@@ -134,11 +134,11 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         self.growth_batch = check_choice("growth_batch", growth_batch, GROWTH_BATCHES)
         if growth_batch == "last" and (
                 not self.updater.needs_gradient
-                or not isinstance(data, pipelines.TrainingSet)):
+                or not isinstance(data, TrainingSet)):
             raise ValueError(
                 "growth_batch='last' takes the gradient of the batch each step "
                 "trained on: it needs growth='gradient' and `data` = the "
-                "freetickets_tf.pipelines.TrainingSet that `fit` trains on "
+                "freetickets_tf.data.TrainingSet that `fit` trains on "
                 "(`train.epochs(...)`).")
         self.data = growth_batches.check_growth_data(data)
         self.prune_dense_layers = bool(prune_dense_layers)

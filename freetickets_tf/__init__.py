@@ -52,10 +52,10 @@ from freetickets_tf.callbacks import EDSTCallback  # noqa: E402  isort: skip
 from freetickets_tf.ensemble_model import EnsembleModel  # noqa: E402  isort: skip
 from freetickets_tf import distribute  # noqa: E402  isort: skip
 from freetickets_tf import losses  # noqa: E402  isort: skip
-from freetickets_tf import pipelines  # noqa: E402  isort: skip
+
 from freetickets_tf import ensembles  # noqa: E402  isort: skip
 from freetickets_tf import evaluation  # noqa: E402  isort: skip
-from freetickets_tf import corruptions  # noqa: E402  isort: skip
+
 from freetickets_tf import plots  # noqa: E402  isort: skip
 from freetickets_tf.ensembles import EnsembleConfig  # noqa: E402  isort: skip
 from freetickets_tf.ensembles import train_ensemble  # noqa: E402  isort: skip
@@ -66,7 +66,6 @@ __all__ = [
     "EnsembleConfig",
     "EnsembleModel",
     "callbacks",
-    "corruptions",
     "data",
     "distribute",
     "ensembles",
@@ -84,7 +83,6 @@ __all__ = [
     "models",
     "optimizers",
     "overall_density",
-    "pipelines",
     "plots",
     "prune_global_magnitude",
     "schedules",

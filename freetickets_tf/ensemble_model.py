@@ -232,7 +232,7 @@ class EnsembleModel(keras.Model):
             raise ValueError(
                 f"Invalid inputs: {dtype} images reach the members as they are, "
                 "unscaled. Prepare them as the training images were "
-                "(`freetickets_tf.pipelines.apply_preprocessing(x, "
+                "(`freetickets_tf.data.apply_preprocessing(x, "
                 "ensemble.preprocessing)`), or pass them to "
                 "`freetickets_tf.evaluation`, which does, or serve the exported "
                 "SavedModel, which takes them raw.")

@@ -41,7 +41,11 @@ from freetickets_tf import flops
 from freetickets_tf import losses
 from freetickets_tf import masking
 from freetickets_tf import optimizers
-from freetickets_tf import pipelines
+from freetickets_tf.data.preprocessing import apply_preprocessing
+from freetickets_tf.data.training_set import TrainingSet
+from freetickets_tf.data.training_set import array_digest
+from freetickets_tf.data.training_set import from_arrays
+from freetickets_tf.data.training_set import from_dataset
 from freetickets_tf import tickets
 from freetickets_tf import updaters
 from freetickets_tf._validation import check_choice
@@ -298,18 +302,18 @@ class EnsembleRun:
 
 
 def _training_set(data, batch_size, seed):
-    """`data` as a `pipelines.TrainingSet`: each epoch's batches then depend
+    """`data` as a `data.TrainingSet`: each epoch's batches then depend
     only on the seed and the epoch, so a resumed run trains on exactly the
     batches an uninterrupted one would."""
-    if isinstance(data, pipelines.TrainingSet):
+    if isinstance(data, TrainingSet):
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
-        return pipelines.from_arrays(data[0], data[1], batch_size, seed=seed)
+        return from_arrays(data[0], data[1], batch_size, seed=seed)
     if hasattr(data, "element_spec"):
-        return pipelines.from_dataset(data)
+        return from_dataset(data)
     raise ValueError(
         "Invalid `train_data`: expected `(x, y)` arrays, a "
-        "`freetickets_tf.pipelines.TrainingSet` or a batched tf.data.Dataset, "
+        "`freetickets_tf.data.TrainingSet` or a batched tf.data.Dataset, "
         f"got {type(data).__name__}."
     )
 
@@ -359,7 +363,7 @@ def _data_identity(data):
         return None
     if isinstance(data, (tuple, list)):
         x, y = (np.asarray(part) for part in data)
-        return {"examples": len(x), "sha256": pipelines.array_digest(x, y)}
+        return {"examples": len(x), "sha256": array_digest(x, y)}
     return {"kind": type(data).__name__,
             "element_spec": repr(getattr(data, "element_spec", None))}
 
@@ -433,7 +437,7 @@ class _Recipe:
         self.validation_data = _checked_validation_data(validation_data)
         if isinstance(self.validation_data, (tuple, list)):
             self.validation_data = (
-                pipelines.apply_preprocessing(self.validation_data[0],
+                apply_preprocessing(self.validation_data[0],
                                               self.train.preprocessing(), "validation_data"),
                 self.validation_data[1])
         self.config = config
@@ -445,7 +449,7 @@ class _Recipe:
             warnings.warn(
                 "The members train on a tf.data.Dataset in its own order, the "
                 "same for all of them (the original shuffles each run with its "
-                "own seed). Pass arrays or a freetickets_tf.pipelines "
+                "own seed). Pass arrays or a freetickets_tf.data "
                 "TrainingSet for per-member orders.", stacklevel=3)
         # Built once: its architecture, with the data, is part of what
         # defines the run (resuming on another is refused).
@@ -951,8 +955,8 @@ def train_ensemble(method, build_model, train_data, validation_data=None,
             dense Keras model (ending in logits or a softmax). It is called
             after `keras.utils.set_random_seed(member_seed)`.
         train_data: `(x, y)` arrays (integer labels; shuffled each epoch by
-            `config.seed` and the epoch), a `pipelines.TrainingSet` (e.g.
-            `pipelines.load("cifar10").train`), or a batched tf.data.Dataset
+            `config.seed` and the epoch), a `data.TrainingSet` (e.g.
+            `data.load("cifar10").train`), or a batched tf.data.Dataset
             (one pass per epoch; a resumed run sees other batches).
         validation_data: `(x, y)` arrays or a batched `tf.data.Dataset`;
             needed for best-validation selection.

@@ -26,9 +26,9 @@ import numpy as np
 
 from freetickets_tf import io
 from freetickets_tf import metrics
-from freetickets_tf import pipelines
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_int
+from freetickets_tf.data.preprocessing import apply_preprocessing
 from freetickets_tf.ensemble_model import EnsembleModel
 
 MODES = ("predict", "calibration", "disagreement", "kd", "ood", "corruption", "tsne")
@@ -74,7 +74,7 @@ def _prepared_inputs(x, preprocessing):
             "Scale them as the training images were (x / 255), or build the "
             "ensemble with EnsembleModel.from_run(run_dir), which knows the "
             "run's preprocessing.")
-    return pipelines.apply_preprocessing(x, preprocessing)
+    return apply_preprocessing(x, preprocessing)
 
 
 def _inputs_and_labels(dataset):
@@ -393,7 +393,7 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
                 "Mode 'corruption' needs `corruption_source`: 'cifar10' "
                 "(tensorflow-datasets' cifar10_corrupted) or a CIFAR-C directory."
             )
-        from freetickets_tf import corruptions as corrupted
+        from freetickets_tf.data import corruptions as corrupted
 
         names = [corrupted.check_corruption(c) for c in corruptions or corrupted.CORRUPTIONS]
         levels = [corrupted.check_severity(s) for s in severities or corrupted.SEVERITIES]

@@ -2,7 +2,7 @@
 
 Gradient growth (RigL) takes the dense gradient of the loss on one batch per
 update. `growth_source` turns what a user has (training arrays, a
-`pipelines.TrainingSet`, a dataset or list of batches, or their own
+`data.TrainingSet`, a dataset or list of batches, or their own
 function) into one function of the optimizer step, so that the callback only
 asks "the batch for step s", and a resumed run draws what an uninterrupted
 one would wherever the source allows it (arrays and training sets: a pure
@@ -11,7 +11,7 @@ function of the seed and the step).
 
 import numpy as np
 
-from freetickets_tf import pipelines
+from freetickets_tf.data.training_set import TrainingSet
 
 
 def is_array_pair(data):
@@ -25,7 +25,7 @@ def check_growth_data(data):
     is not: arrays that pair up, a TrainingSet, a `step -> batch` function,
     or a re-iterable of batches (a dataset, a list; not a string, not a
     one-shot iterator)."""
-    if (data is None or isinstance(data, pipelines.TrainingSet)
+    if (data is None or isinstance(data, TrainingSet)
             or hasattr(data, "element_spec") or callable(data)):
         return data
     if isinstance(data, tuple) and all(hasattr(part, "shape") for part in data):
@@ -44,7 +44,7 @@ def check_growth_data(data):
             iter(data) is data):
         raise ValueError(
             f"Invalid `data`: {type(data).__name__} is not training data. Pass an "
-            "(x, y) tuple of arrays, a freetickets_tf.pipelines.TrainingSet, a "
+            "(x, y) tuple of arrays, a freetickets_tf.data.TrainingSet, a "
             "tf.data.Dataset of (x, y) batches or a list of them (re-iterable, "
             "not a one-shot iterator), or a function step -> (x, y).")
     return data
@@ -74,7 +74,7 @@ def growth_source(data, batch_size=128, seed=None):
 
     Args:
         data: `(x, y)` arrays (`batch_size` examples drawn without
-            replacement by `(seed, step)`), a `pipelines.TrainingSet` (batch
+            replacement by `(seed, step)`), a `data.TrainingSet` (batch
             number `step` of its growth stream), a function `step -> (x, y)`
             (used as it is), or a re-iterable of `(x, y)` batches (cycled in
             order, whatever the step).
@@ -92,7 +92,7 @@ def growth_source(data, batch_size=128, seed=None):
     data = check_growth_data(data)
     if data is None:
         raise ValueError("Invalid `data`: None; gradient growth needs training data.")
-    if isinstance(data, pipelines.TrainingSet):
+    if isinstance(data, TrainingSet):
         # The same batch for the same step, also after a resumed run restarts.
         return lambda step: next(iter(data.growth_batches(seed or 0, start=step)))
     if callable(data) and not hasattr(data, "element_spec"):

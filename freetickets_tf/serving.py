@@ -15,7 +15,7 @@ import keras
 from freetickets_tf import backend
 from freetickets_tf import io
 from freetickets_tf import masking
-from freetickets_tf import pipelines
+from freetickets_tf.data.preprocessing import normalizer
 from freetickets_tf.ensemble_model import EnsembleModel
 
 ENDPOINT = "serve"
@@ -28,7 +28,7 @@ fold_masks = masking.strip_sparsity
 
 def _serving_function(model, preprocessing, dtype):
     """`inputs -> outputs` of the SavedModel for inputs of `dtype`, prepared
-    by the same function as the training pipeline (`pipelines.normalizer`),
+    by the same function as the training pipeline (`data.normalizer`),
     so a served uint8 image gives the probabilities evaluation gives."""
     import tensorflow as tf
 
@@ -45,7 +45,7 @@ def _serving_function(model, preprocessing, dtype):
             f"Invalid `input_signature`: dtype {dtype.name}; expected uint8 or a "
             "float dtype.")
     # A float image is taken as already in [0, 1], as `apply_preprocessing` does.
-    normalize = pipelines.normalizer(
+    normalize = normalizer(
         "uint8" if dtype == tf.uint8 else "float32", preprocessing.get("mean"),
         preprocessing.get("std"))
     if dtype == tf.uint8 or trained_on != "uint8":

@@ -297,11 +297,11 @@ def _load_data():
     common = {"batch_size": _setting("batch_size"),
               "validation_fraction": FLAGS.validation_fraction, "seed": FLAGS.seed}
     if FLAGS.dataset == "folder":
-        images = ft.pipelines.image_folder(
+        images = ft.data.image_folder(
             FLAGS.image_folder, (FLAGS.image_size, FLAGS.image_size),
             test_path=FLAGS.image_folder_test, **common)
     else:
-        images = ft.pipelines.load(FLAGS.dataset, data_dir=FLAGS.data_dir, **common)
+        images = ft.data.load(FLAGS.dataset, data_dir=FLAGS.data_dir, **common)
     test, test_name = images.test, "test set"
     if test is None:  # a folder without --image_folder_test
         test, test_name = images.validation, "validation split"

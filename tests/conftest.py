@@ -15,8 +15,8 @@ import pytest  # noqa: E402
 # schema, the table of argument checks, killing real processes) to stay within CI's time; the scripts'
 # work itself (recipes, evaluation) is covered there by the library's tests.
 collect_ignore = [] if keras.backend.backend() == "tensorflow" else [
-    "scripts", "benchmarks", "models", "test_packaging.py", "test_data.py",
-    "test_corruptions.py", "test_pipelines.py", "test_run_lock.py", "test_manifest.py",
+    "scripts", "benchmarks", "models", "data", "test_packaging.py",
+    "test_run_lock.py", "test_manifest.py",
     "test_io.py", "test_bad_input.py", "test_kill_resume.py",
 ]
 

@@ -86,7 +86,7 @@ def main():
                         raise AssertionError(f"replicas disagree on {mask.path}")
                 ReplicasAgree.checks += len(copies) - 1
 
-    train = ft.pipelines.from_arrays(x, y, batch_size=64, seed=0)
+    train = ft.data.from_arrays(x, y, batch_size=64, seed=0)
     sparse.fit(train.epochs(0, 3), steps_per_epoch=train.steps_per_epoch, epochs=3,
                callbacks=[dst, ReplicasAgree()], verbose=0)
     np.savez(

@@ -451,10 +451,10 @@ case("evaluate-bins", lambda env: ft.evaluation.evaluate(
     ensemble(), X[:4], LABELS, num_bins=0, output_dir="report"), "num_bins")
 case("evaluate-tsne-without-snapshots", lambda env: ft.evaluation.evaluate(
     ensemble(), X[:4], LABELS, modes=["tsne"], output_dir="report"), "snapshot|tsne")
-case("preprocessing-float-255", lambda env: ft.pipelines.apply_preprocessing(
+case("preprocessing-float-255", lambda env: ft.data.apply_preprocessing(
     np.full((2, 6), 200.0, "float32"), {"input_dtype": "uint8", "mean": None,
                                         "std": None}), "255")
-case("preprocessing-uint8-for-float-run", lambda env: ft.pipelines.apply_preprocessing(
+case("preprocessing-uint8-for-float-run", lambda env: ft.data.apply_preprocessing(
     np.zeros((2, 6), "uint8"), {"input_dtype": "float32", "mean": None, "std": None}),
     "uint8")
 # SavedModel export is TensorFlow's: other backends refuse it first, saying so.
@@ -486,13 +486,13 @@ FROM_ARRAYS = [
 for name, kwargs in FROM_ARRAYS:
     settings = {"batch_size": 4, **kwargs}
     case(f"from-arrays-{name}-{sorted(kwargs.items())!r}"[:60],
-         lambda env, s=settings: ft.pipelines.from_arrays(IMAGES, IMAGE_LABELS, **s), name)
-case("from-arrays-nan", lambda env: ft.pipelines.from_arrays(
+         lambda env, s=settings: ft.data.from_arrays(IMAGES, IMAGE_LABELS, **s), name)
+case("from-arrays-nan", lambda env: ft.data.from_arrays(
     np.full((16, 8, 8, 1), NAN, "float32"), IMAGE_LABELS, 4), "NaN|finite")
 case("from-arrays-lengths",
-     lambda env: ft.pipelines.from_arrays(IMAGES, IMAGE_LABELS[:5], 4), "length|examples")
+     lambda env: ft.data.from_arrays(IMAGES, IMAGE_LABELS[:5], 4), "length|examples")
 case("from-arrays-augment-needs-images",
-     lambda env: ft.pipelines.from_arrays(X, Y, 4, augment="flip"), "augment|image")
+     lambda env: ft.data.from_arrays(X, Y, 4, augment="flip"), "augment|image")
 case("split-fraction", lambda env: ft.data.split(X, Y, validation_fraction=1.5),
      "validation_fraction")
 case("split-lengths", lambda env: ft.data.split(X, Y[:3]), "length|examples")
@@ -500,12 +500,12 @@ case("digits-fraction", lambda env: ft.data.load_digits(test_fraction=0.0),
      "test_fraction")
 case("load-npz-missing", lambda env: ft.data.load_npz("missing.npz"), "missing.npz",
      (ValueError, FileNotFoundError))
-case("pipelines-load-unknown", lambda env: ft.pipelines.load("mnist-but-bigger"), "name")
-case("pipelines-load-fraction", lambda env: ft.pipelines.load(
+case("pipelines-load-unknown", lambda env: ft.data.load("mnist-but-bigger"), "name")
+case("pipelines-load-fraction", lambda env: ft.data.load(
     "cifar10", validation_fraction=1.0), "validation_fraction")
-case("corruption-name", lambda env: ft.corruptions.check_corruption("rain"),
+case("corruption-name", lambda env: ft.data.corruptions.check_corruption("rain"),
      "corruption")
-case("corruption-severity", lambda env: ft.corruptions.check_severity(6), "severity")
+case("corruption-severity", lambda env: ft.data.corruptions.check_severity(6), "severity")
 
 
 def test_the_table_is_large_enough():

@@ -345,7 +345,7 @@ def test_members_train_in_their_own_reproducible_data_order(method, data, tmp_pa
     assert len(seen) == 3
     for member, first_batch in enumerate(seen):
         # A function of (seed, member, epoch): what a resumed member sees.
-        own = ft.pipelines.from_arrays(x, y, config.batch_size, seed=config.seed + member)
+        own = ft.data.from_arrays(x, y, config.batch_size, seed=config.seed + member)
         expected, _ = next(iter(own.epoch(0)))
         np.testing.assert_array_equal(first_batch, np.asarray(expected))
     for i in range(3):

@@ -22,7 +22,7 @@ def test_arrays_draw_a_seeded_batch_per_step():
 
 
 def test_training_sets_functions_and_batch_lists():
-    train = ft.pipelines.from_arrays(X, Y, batch_size=4, seed=1)
+    train = ft.data.from_arrays(X, Y, batch_size=4, seed=1)
     from_set = growth_source(train, seed=2)
     expected = next(iter(train.growth_batches(2, start=7)))
     np.testing.assert_array_equal(np.asarray(from_set(7)[1]), np.asarray(expected[1]))

@@ -22,7 +22,7 @@ run_dir, kill_after = sys.argv[1], int(sys.argv[2])
 rng = np.random.default_rng(0)
 x = rng.normal(size=(256, 16)).astype("float32")
 y = x[:, :4].argmax(axis=1).astype("int32")
-train = ft.pipelines.from_arrays(x[:192], y[:192], batch_size=32, seed=0)
+train = ft.data.from_arrays(x[:192], y[:192], batch_size=32, seed=0)
 keras.utils.set_random_seed(0)
 model = ft.sparsify(keras.Sequential([keras.Input((16,)),
     keras.layers.Dense(32, activation="relu"), keras.layers.Dense(4)]), 0.3, seed=0)

@@ -144,8 +144,8 @@ def test_raw_uint8_and_scaled_images_give_the_same_probabilities(tmp_path, mean,
     scaled = raw.astype("float32") * np.float32(1 / 255)
 
     # What the training pipeline feeds the members (the same function).
-    trained = keras.ops.convert_to_numpy(ft.pipelines.normalizer("uint8", mean, std)(raw))
-    prepared = ft.pipelines.apply_preprocessing(raw, preprocessing)
+    trained = keras.ops.convert_to_numpy(ft.data.normalizer("uint8", mean, std)(raw))
+    prepared = ft.data.apply_preprocessing(raw, preprocessing)
     np.testing.assert_array_equal(prepared, trained)
     expected = keras.ops.convert_to_numpy(ensemble(trained))
     for x in (raw, scaled):

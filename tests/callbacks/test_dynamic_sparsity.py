@@ -450,7 +450,7 @@ def _expected_masks(kernels, masks, gradients, death_rate):
 
 def test_last_batch_growth_uses_the_gradient_before_the_update_step(toy_data):
     x, y = toy_data
-    train = ft.pipelines.from_arrays(x, y, batch_size=32, seed=0)
+    train = ft.data.from_arrays(x, y, batch_size=32, seed=0)
     k = 3  # the update runs after step 3, on the gradient of its batch
 
     reference = _small_sparse_model()
@@ -491,7 +491,7 @@ def test_last_batch_growth_needs_the_training_set(toy_data):
                     reason="PyTorch's trainer runs one step per execution only")
 def test_last_batch_growth_needs_single_steps(toy_data):
     x, y = toy_data
-    train = ft.pipelines.from_arrays(x, y, batch_size=32, seed=0)
+    train = ft.data.from_arrays(x, y, batch_size=32, seed=0)
     sparse = _small_sparse_model()
     sparse.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
                    steps_per_execution=2)

@@ -32,7 +32,7 @@ class StopAfter(keras.callbacks.Callback):
 def _user_fit(toy_data, run_dir, stop_after=None):
     """What a user writes: their model, DST + EDST + FLOPs + checkpoint."""
     x, y = toy_data
-    train = ft.pipelines.from_arrays(x[:192], y[:192], batch_size=32, seed=0)
+    train = ft.data.from_arrays(x[:192], y[:192], batch_size=32, seed=0)
     keras.utils.set_random_seed(0)
     model = ft.sparsify(keras.Sequential([
         keras.Input((16,)), keras.layers.Dense(32, activation="relu"),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from freetickets_tf import corruptions as C
+from freetickets_tf.data import corruptions as C
 
 
 def write_cifar_c(directory, names=("fog",), n=4, labels_len=None):

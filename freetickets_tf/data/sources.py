@@ -1,18 +1,22 @@
-"""Datasets: the bundled default (scikit-learn's handwritten digits), `.npz`
-image sets for benchmarks, prepared tensorflow-datasets image sets (e.g.
-out-of-distribution test sets) and a seeded validation split.
+"""Where images come from: the bundled default (scikit-learn's handwritten
+digits), `.npz` image sets for benchmarks, and prepared tensorflow-datasets
+splits, read without ever downloading.
 
 scikit-learn ships the 1,797 8x8 digit images inside the package, so the
 quickstart and the tests run without any download.
 """
 
 import difflib
-import numbers
+import os
 import re
 
 import numpy as np
 
 from freetickets_tf._validation import check_int
+from freetickets_tf.data import preprocessing
+
+# Decoded tfds splits kept for later `load(..., cache=True)` calls.
+_ARRAY_CACHE = {}
 
 
 def load_digits(test_fraction=0.25, seed=0):
@@ -48,30 +52,6 @@ def load_digits(test_fraction=0.25, seed=0):
     return (x[train], y[train]), (x[test], y[test])
 
 
-def split(x, y, validation_fraction=0.1, seed=0):
-    """Holds out a seeded random `validation_fraction` of `(x, y)` (SPEC §4
-    keeps 10% of the training set for selecting checkpoints).
-
-    Returns:
-        `((x_train, y_train), (x_val, y_val))`.
-
-    Example:
-
-    >>> (x_fit, y_fit), (x_val, y_val) = split(x_train, y_train, 0.1, seed=0)
-    """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            f"Invalid `validation_fraction`: {validation_fraction!r}. Expected a "
-            "number in (0, 1)."
-        )
-    if len(x) != len(y):
-        raise ValueError(f"`x` has {len(x)} examples but `y` has {len(y)}.")
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = max(1, int(round(validation_fraction * len(x))))
-    val, train = order[:n_val], order[n_val:]
-    return (x[train], y[train]), (x[val], y[val])
-
-
 def load_npz(path, image_shape=None):
     """An image classification set from an `.npz` file with `x_train`,
     `y_train`, `x_test`, `y_test` (e.g. the benchmark copy of Fashion-MNIST).
@@ -91,72 +71,20 @@ def load_npz(path, image_shape=None):
 
     >>> (x, y), (x_test, y_test) = load_npz("../shared/data/fashion_mnist.npz")
     """
-    image_shape = _check_image_shape(image_shape)
+    image_shape = preprocessing.check_image_shape(image_shape)
     with np.load(path) as archive:
         missing = {"x_train", "y_train", "x_test", "y_test"} - set(archive.files)
         if missing:
             raise ValueError(f"{path!r} lacks the arrays {sorted(missing)}.")
         arrays = {name: archive[name] for name in archive.files}
     return tuple(
-        (_to_images(arrays[f"x_{part}"], image_shape),
+        (preprocessing.fit_images(arrays[f"x_{part}"], image_shape),
          arrays[f"y_{part}"].astype("int32"))
         for part in ("train", "test")
     )
 
 
-def _check_image_shape(image_shape):
-    """`None`, or `image_shape` as a tuple of 3 positive ints; else `ValueError`."""
-    if image_shape is None:
-        return None
-    try:
-        shape = tuple(image_shape)
-    except TypeError:
-        shape = ()
-    if len(shape) != 3 or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1
-        for d in shape
-    ):
-        raise ValueError(
-            f"Invalid `image_shape`: {image_shape!r}. Expected None or "
-            "(height, width, channels) of positive integers."
-        )
-    return tuple(int(d) for d in shape)
-
-
-def _to_images(x, image_shape=None, resize=False):
-    """Images as float32 `(n, h, w, c)` in [0, 1] (uint8 is divided by 255; a
-    missing channel axis is added), fitted to `image_shape` (checked by
-    `_check_image_shape`) if given: smaller images are zero-padded around the
-    centre, and greyscale is repeated over the channels. Larger images are an
-    error unless `resize`, which shrinks them with `tf.image.resize` (bilinear,
-    antialiased, aspect ratio kept) to fit, then pads the rest."""
-    x = x.astype("float32") / (255.0 if x.dtype == np.uint8 else 1.0)
-    if x.ndim == 3:
-        x = x[..., None]
-    if image_shape is None:
-        return x
-    height, width, channels = image_shape
-    h, w, c = x.shape[1:]
-    if channels % c or not resize and (h > height or w > width):
-        raise ValueError(
-            f"Invalid `image_shape`: {image_shape} cannot hold images of "
-            f"shape {x.shape[1:]}."
-        )
-    if h > height or w > width:
-        import tensorflow as tf
-
-        scale = min(height / h, width / w)
-        size = (min(height, max(1, round(h * scale))),
-                min(width, max(1, round(w * scale))))
-        x = tf.image.resize(x, size, method="bilinear", antialias=True).numpy()
-        x = np.clip(x, 0.0, 1.0)
-    pad_h, pad_w = height - x.shape[1], width - x.shape[2]
-    x = np.pad(x, [(0, 0), (pad_h // 2, pad_h - pad_h // 2),
-                   (pad_w // 2, pad_w - pad_w // 2), (0, 0)])
-    return np.tile(x, (1, 1, 1, channels // c))
-
-
-def _read_tfds(name, split="test", data_dir=None, max_examples=None):
+def read_tfds(name, split="test", data_dir=None, max_examples=None):
     """Reads the already prepared tensorflow-datasets dataset `name` (e.g.
     `"svhn_cropped"`, `"cifar10_corrupted/fog_3"`) without ever downloading:
     shared by `load_tfds_images` and `corruptions.load_cifar10_corrupted`.
@@ -256,11 +184,11 @@ def load_tfds_images(name, split="test", data_dir=None, image_shape=None,
     >>> x_ood.shape, x_ood.dtype
     ((1000, 32, 32, 3), dtype('float32'))
     """
-    image_shape = _check_image_shape(image_shape)
+    image_shape = preprocessing.check_image_shape(image_shape)
     max_examples = check_int("max_examples", max_examples, 1, allow_none=True)
     batches = [
-        (_to_images(x, image_shape, resize=True), y)
-        for x, y in _read_tfds(name, split, data_dir, max_examples)
+        (preprocessing.fit_images(x, image_shape, resize=True), y)
+        for x, y in read_tfds(name, split, data_dir, max_examples)
     ]
     if not batches:
         raise ValueError(f"Split {split!r} of {name!r} has no examples.")
@@ -272,3 +200,36 @@ def load_tfds_images(name, split="test", data_dir=None, image_shape=None,
         )
     x, y = (np.concatenate(parts) for parts in zip(*batches))
     return x, y.astype("int32")
+
+
+def decoded_split(name, split, data_dir, max_examples, cache):
+    """`(x uint8, y int32)` of a prepared tfds split, decoded into memory
+    (through `data.sources.read_tfds`, which never downloads)."""
+    key = (name, split, None if data_dir is None else os.fspath(data_dir), max_examples)
+    if cache and key in _ARRAY_CACHE:
+        return _ARRAY_CACHE[key]
+    try:
+        batches = list(read_tfds(name, split, key[2], max_examples))
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{e} (On the command line: `--data_dir DIR`.)") from e
+    if not batches:
+        raise ValueError(f"Split {split!r} of {name!r} has no examples.")
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches]).astype("int32")
+    if x.dtype != np.uint8:
+        x = np.clip(np.round(x), 0, 255).astype("uint8")
+    if cache:
+        _ARRAY_CACHE[key] = (x, y)
+    return x, y
+
+
+def clear_cache():
+    """Forgets the tensorflow-datasets splits that `load(..., cache=True)`
+    kept in memory.
+
+    Example:
+
+    >>> clear_cache()
+    """
+    _ARRAY_CACHE.clear()
