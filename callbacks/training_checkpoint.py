@@ -55,7 +55,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         flops_callback: The run's `TrainingFlopsCallback`, or None.
         every: Save after every this many epochs (and after the last one).
         restore: Restore a matching checkpoint when `fit` starts (False:
-            the caller has loaded it, as the recipes do).
+            only save, e.g. when the caller has loaded the checkpoint).
         **state: JSON-serialisable facts recorded with each checkpoint, e.g.
             `member=0, stage="train"`; a checkpoint is restored only into a
             callback of the same state.

@@ -1,11 +1,14 @@
 """freetickets_tf: FreeTickets for Keras 3.
 
 Ensembles of sparse subnetworks found by dynamic sparse training (DST). Make a
-model sparse with `sparsify`, train it with
-`callbacks.DynamicSparsityCallback` inside `model.fit`; train whole ensembles
-(EDST, DST and the baselines) with `train_ensemble`, combine their tickets
-with `EnsembleModel`, and measure them with `evaluation`, `metrics` and
-`flops`.
+model sparse with `sparsify`, train it with `DynamicSparsityCallback` inside
+`model.fit`; train whole ensembles (EDST, DST and the baselines) with
+`train_ensemble`, combine their tickets with `EnsembleModel`, measure them
+with `evaluate_ensemble` and serve them with `export_saved_model`.
+
+The top level holds the names most programs need; everything else lives in
+submodules, loaded when first used (`ft.data`, `ft.metrics`, `ft.flops`,
+`ft.updaters`, `ft.schedules`, ...).
 
 Example:
 
@@ -13,87 +16,90 @@ Example:
 >>> sparse = ft.sparsify(model, density=0.2)
 >>> sparse.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
 >>> sparse.fit(x, y, epochs=10, callbacks=[
-...     ft.callbacks.DynamicSparsityCallback(data=(x, y), update_frequency=100)])
+...     ft.DynamicSparsityCallback(data=(x, y), update_frequency=100)])
 >>> print(ft.sparsity_summary(sparse))
 >>> run = ft.train_ensemble("edst", build, (x, y), (x_val, y_val),
 ...                         ft.EnsembleConfig(epochs=450), "runs/edst")
 >>> ensemble = ft.EnsembleModel.from_run("runs/edst")
 """
 
-from freetickets_tf import data
-from freetickets_tf import io
-from freetickets_tf import schedules
-from freetickets_tf import tickets
-from freetickets_tf import layers
-from freetickets_tf import optimizers
-from freetickets_tf import topology
-from freetickets_tf import updaters
-from freetickets_tf.densities import erk_densities
-from freetickets_tf.masking import init_masks
-from freetickets_tf.masking import itop_rate
-from freetickets_tf.masking import layer_densities
-from freetickets_tf.masking import masked_kernels
-from freetickets_tf.masking import overall_density
-from freetickets_tf.masking import prune_global_magnitude
-from freetickets_tf.masking import sparsify
-from freetickets_tf.masking import sparsity_summary
-from freetickets_tf.masking import strip_sparsity
-from freetickets_tf.masking import zero_inactive_weights
+import importlib
+import warnings
+
+# Imported at once, not lazily: these modules register their classes with
+# Keras (masked layers, the torch-semantics SGD, the loss, the metrics, the
+# ensemble), so a `.keras` ticket or checkpoint loads with
+# `keras.models.load_model` after a plain `import freetickets_tf`.
+from freetickets_tf import ensemble_model  # noqa: F401
+from freetickets_tf import layers  # noqa: F401
+from freetickets_tf import losses  # noqa: F401
+from freetickets_tf import metrics  # noqa: F401
+from freetickets_tf import optimizers  # noqa: F401
 from freetickets_tf.version import __version__
 
-# Imported last: they use the modules above.
-from freetickets_tf import callbacks  # noqa: E402  isort: skip
-from freetickets_tf import models  # noqa: E402  isort: skip
-from freetickets_tf import flops  # noqa: E402  isort: skip
-from freetickets_tf import metrics  # noqa: E402  isort: skip
-from freetickets_tf import serving  # noqa: E402  isort: skip
-from freetickets_tf.callbacks import DynamicSparsityCallback  # noqa: E402  isort: skip
-from freetickets_tf.callbacks import EDSTCallback  # noqa: E402  isort: skip
-from freetickets_tf.ensemble_model import EnsembleModel  # noqa: E402  isort: skip
-from freetickets_tf import distribute  # noqa: E402  isort: skip
-from freetickets_tf import losses  # noqa: E402  isort: skip
+# The public names: name -> the submodule that defines it.
+_EXPORTS = {
+    "sparsify": "masking",
+    "strip_sparsity": "masking",
+    "sparsity_summary": "masking",
+    "masked_kernels": "masking",
+    "erk_densities": "densities",
+    "DynamicSparsityCallback": "callbacks",
+    "EDSTCallback": "callbacks",
+    "TrainingCheckpoint": "callbacks",
+    "SparsityMonitor": "callbacks",
+    "EnsembleConfig": "recipes",
+    "train_ensemble": "recipes",
+    "EnsembleModel": "ensemble_model",
+    "evaluate_ensemble": "evaluation",
+    "export_saved_model": "serving",
+}
 
-from freetickets_tf import ensembles  # noqa: E402  isort: skip
-from freetickets_tf import evaluation  # noqa: E402  isort: skip
+# Submodules, imported on first use (`ft.flops`, `ft.data`, ...).
+_SUBMODULES = (
+    "backend", "callbacks", "data", "densities", "distribute", "ensemble_model",
+    "evaluation", "flops", "growth_batches", "io", "layers", "losses", "manifest",
+    "masking", "metrics", "models", "optimizers", "plots", "recipes", "schedules",
+    "serving", "tickets", "topology", "updaters",
+)
 
-from freetickets_tf import plots  # noqa: E402  isort: skip
-from freetickets_tf.ensembles import EnsembleConfig  # noqa: E402  isort: skip
-from freetickets_tf.ensembles import train_ensemble  # noqa: E402  isort: skip
+# Names that were at the top level (or modules that were renamed): they
+# still work, with a DeprecationWarning that names where they are now.
+_MOVED = {
+    "init_masks": "masking",
+    "itop_rate": "masking",
+    "layer_densities": "masking",
+    "overall_density": "masking",
+    "prune_global_magnitude": "masking",
+    "zero_inactive_weights": "masking",
+}
+_RENAMED_MODULES = {
+    "pipelines": "data",
+    "corruptions": "data.corruptions",
+    "ensembles": "recipes",
+}
 
-__all__ = [
-    "DynamicSparsityCallback",
-    "EDSTCallback",
-    "EnsembleConfig",
-    "EnsembleModel",
-    "callbacks",
-    "data",
-    "distribute",
-    "ensembles",
-    "evaluation",
-    "flops",
-    "erk_densities",
-    "init_masks",
-    "io",
-    "itop_rate",
-    "layer_densities",
-    "layers",
-    "losses",
-    "masked_kernels",
-    "metrics",
-    "models",
-    "optimizers",
-    "overall_density",
-    "plots",
-    "prune_global_magnitude",
-    "schedules",
-    "serving",
-    "sparsify",
-    "sparsity_summary",
-    "strip_sparsity",
-    "tickets",
-    "topology",
-    "train_ensemble",
-    "updaters",
-    "zero_inactive_weights",
-    "__version__",
-]
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _MOVED:
+        warnings.warn(
+            f"`freetickets_tf.{name}` is deprecated: use "
+            f"`freetickets_tf.{_MOVED[name]}.{name}`.", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f"{__name__}.{_MOVED[name]}"), name)
+    elif name in _RENAMED_MODULES:
+        # The old module itself warns (once, when first imported).
+        return importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip `__getattr__`
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})

@@ -23,7 +23,7 @@ that all workers would resume from the same point (`check_workers_agree`).
 Example:
 
 >>> strategy = distribute.get_strategy("mirrored")  # all local GPUs
->>> run = ensembles.train_ensemble("edst", build, train, val, config,
+>>> run = recipes.train_ensemble("edst", build, train, val, config,
 ...                                run_dir="runs/edst", strategy=strategy)
 """
 

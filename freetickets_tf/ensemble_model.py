@@ -10,7 +10,10 @@ import keras
 from keras import ops
 
 from freetickets_tf import _keras_internals as internals
+from freetickets_tf import masking
+from freetickets_tf import serving
 from freetickets_tf._validation import check_choice
+from freetickets_tf.tickets import RunDirectory
 
 OUTPUT_KINDS = ("logits", "probabilities")
 MEMBER_OUTPUTS = ("auto",) + OUTPUT_KINDS
@@ -225,6 +228,27 @@ class EnsembleModel(keras.Model):
         """How many members the ensemble averages."""
         return len(self._members)
 
+    def stripped(self, return_member_probabilities=None):
+        """This ensemble with every member's masks folded into its kernels
+        (`masking.strip_sparsity`): plain Keras members, the same predictions.
+
+        Args:
+            return_member_probabilities: None keeps this ensemble's setting.
+
+        Example:
+
+        >>> plain = ensemble.stripped()
+        >>> plain.members[0].layers[1].__class__.__name__
+        'Dense'
+        """
+        if return_member_probabilities is None:
+            return_member_probabilities = self.return_member_probabilities
+        return EnsembleModel(
+            [masking.strip_sparsity(member) for member in self._members],
+            member_outputs=self.member_outputs,
+            return_member_probabilities=return_member_probabilities,
+            preprocessing=self.preprocessing, name=self.name)
+
     def call(self, inputs, training=False):
         dtype = keras.backend.standardize_dtype(inputs.dtype)
         if "int" in dtype:
@@ -282,8 +306,6 @@ class EnsembleModel(keras.Model):
 
         >>> ensemble.export("exported/edst")
         """
-        from freetickets_tf import serving
-
         check_choice("format", format, ("tf_saved_model",))
         if kwargs:
             raise ValueError(
@@ -310,8 +332,6 @@ class EnsembleModel(keras.Model):
 
         >>> ensemble = EnsembleModel.from_run("runs/dst")
         """
-        from freetickets_tf.tickets import RunDirectory
-
         run = RunDirectory.open(path)
         members = run.load_tickets(allow_partial=allow_partial)
         kwargs.setdefault("preprocessing", (run.manifest.get("config") or {}).get(

@@ -16,7 +16,6 @@ from freetickets_tf import backend
 from freetickets_tf import io
 from freetickets_tf import masking
 from freetickets_tf.data.preprocessing import normalizer
-from freetickets_tf.ensemble_model import EnsembleModel
 
 ENDPOINT = "serve"
 SCALED_ENDPOINT = "serve_scaled"
@@ -134,7 +133,9 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
     _check_backend()
     import tensorflow as tf
 
-    if not isinstance(ensemble, EnsembleModel):
+    # Not `isinstance(ensemble, EnsembleModel)`: `ensemble_model` imports this
+    # module (for `EnsembleModel.export`), never the other way round.
+    if not isinstance(ensemble, keras.Model) or not callable(getattr(ensemble, "stripped", None)):
         raise ValueError(
             f"Invalid `ensemble`: expected an EnsembleModel, got "
             f"{type(ensemble).__name__}. Wrap a single model as "
@@ -150,12 +151,7 @@ def export_saved_model(ensemble, path, input_signature=None, verbose=True):
         )
     if not isinstance(input_signature, (list, tuple)):
         input_signature = [input_signature]
-    serving_model = EnsembleModel(
-        [fold_masks(member) for member in ensemble.members],
-        member_outputs=ensemble.member_outputs,
-        return_member_probabilities=True,
-        name=ensemble.name,
-    )
+    serving_model = ensemble.stripped(return_member_probabilities=True)
     archive = keras.export.ExportArchive()
     archive.track(serving_model)
     archive.add_endpoint(

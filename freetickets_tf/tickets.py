@@ -177,6 +177,18 @@ def _unlock(path):
         os.close(held[0])  # releases the flock
 
 
+def _dotted(settings, prefix=""):
+    """Nested settings as one flat dict with dotted keys (`"dst.death_rate"`),
+    so that a difference is named down to the one setting."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 class RunDirectory:
     """The tickets and manifest of one ensemble run.
 
@@ -295,9 +307,10 @@ class RunDirectory:
                 f"{run.num_members} members; this run is {method!r} with "
                 f"{num_members}. Use another directory, or delete it."
             )
-        stored = run.manifest.get("config") or {}
+        stored = _dotted(run.manifest.get("config") or {})
+        config = _dotted(config or {})
         changed = sorted(
-            key for key in set(stored) | set(config or {})
+            key for key in set(stored) | set(config)
             if config and stored.get(key) != config.get(key)
         )
         if changed:
@@ -330,7 +343,7 @@ class RunDirectory:
             raise ValueError(
                 f"{path!r} is not a run directory: it has no {MANIFEST_NAME}. "
                 "Runs are written by the ensemble recipes "
-                "(freetickets_tf.ensembles) or `freetickets-train`."
+                "(freetickets_tf.recipes) or `freetickets-train`."
             )
         try:
             with open(manifest_path) as f:

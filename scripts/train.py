@@ -243,7 +243,7 @@ def _config(method):
         epochs = _setting("edst_epochs") or round(1.8 * epochs)
     refinement = _numbers("refinement_lrs", float)
     phase_milestones = _numbers("phase_milestones", int)
-    return ft.ensembles.EnsembleConfig(
+    return ft.recipes.EnsembleConfig(
         num_members=FLAGS.num_members,
         epochs=epochs,
         exploration_epochs=exploration,
@@ -387,7 +387,7 @@ def main(argv):
 
         if not FLAGS.overwrite:  # every refusal before any training
             for method in methods:
-                ft.ensembles.check_resumable(
+                ft.recipes.check_resumable(
                     method, build, train, validation, configs[method],
                     os.path.join(FLAGS.output_dir, method), strategy)
     except (ValueError, NotImplementedError) as error:
@@ -410,7 +410,7 @@ def main(argv):
         try:
             if FLAGS.overwrite and os.path.isdir(own_dir):
                 _remove_run(own_dir)
-            run = ft.ensembles.train_ensemble(
+            run = ft.recipes.train_ensemble(
                 method, build, train, validation, configs[method],
                 os.path.join(FLAGS.output_dir, method), strategy)
         except ft.tickets.RunInUseError as error:

@@ -102,7 +102,7 @@ def main():
     if args.run_dir:
         config = ft.EnsembleConfig(num_members=1, epochs=2, density=0.3, batch_size=64,
                                    update_frequency=4, verbose=0)
-        ft.ensembles.train_ensemble(
+        ft.recipes.train_ensemble(
             "dst", lambda: keras.Sequential([
                 keras.Input((16,)), keras.layers.Dense(32, activation="relu"),
                 keras.layers.Dense(4)]),

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import freetickets_tf as ft
-from freetickets_tf import ensembles
+from freetickets_tf import recipes
 from freetickets_tf.tickets import RunDirectory
 
 NAN, INF = math.nan, math.inf
@@ -62,7 +62,7 @@ class Env:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("finished") / "run")
-    ensembles.train_ensemble("dst", small, (X, Y), (X_VAL, Y_VAL), config(), path)
+    recipes.train_ensemble("dst", small, (X, Y), (X_VAL, Y_VAL), config(), path)
     return path
 
 
@@ -199,7 +199,7 @@ case("resume-other-validation-data", resume(val=(X_VAL, np.roll(Y_VAL, 1))),
      r"validation_data")
 case("resume-other-weight-decay-mode", resume(weight_decay_mode="decoupled"),
      "weight_decay_mode")
-case("check-resumable-other-density", lambda env: ensembles.check_resumable(
+case("check-resumable-other-density", lambda env: recipes.check_resumable(
     "dst", small, (X, Y), (X_VAL, Y_VAL), config(density=0.5), env.existing),
     "density")
 
@@ -282,9 +282,9 @@ for name, kwargs, names in SPARSIFY:
 case("sparsify-not-a-model", lambda env: ft.sparsify(keras.layers.Dense(3), 0.2), "model")
 case("sparsify-no-kernels", lambda env: ft.sparsify(no_kernels(), 0.2),
      "no .*layer|maskable|kernel")
-case("init-masks-density", lambda env: ft.init_masks(ft.sparsify(built(), 0.5), 2.0),
+case("init-masks-density", lambda env: ft.masking.init_masks(ft.sparsify(built(), 0.5), 2.0),
      "density")
-case("prune-global-density", lambda env: ft.prune_global_magnitude(built(), NAN),
+case("prune-global-density", lambda env: ft.masking.prune_global_magnitude(built(), NAN),
      "density")
 case("erk-densities-density", lambda env: ft.erk_densities([(6, 8), (8, 3)], 0.0),
      "density")

@@ -194,7 +194,7 @@ def test_save_and_load_keeps_predictions_and_masks(tmp_path, sparse_members, x):
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
     for member, copy in zip(sparse_members, loaded.members):
-        assert ft.overall_density(copy) == ft.overall_density(member) < 1
+        assert ft.masking.overall_density(copy) == ft.masking.overall_density(member) < 1
         for a, b in zip(masks(member), masks(copy), strict=True):
             np.testing.assert_array_equal(a, b)
     assert [v.path for v in loaded.weights] == [v.path for v in ensemble.weights]

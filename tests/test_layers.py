@@ -92,7 +92,7 @@ def test_masked_weights_zero_after_steps_and_gradient_dense(cls, base, kwargs, i
         # TensorFlow: the kernel constraint keeps stored masked weights at zero.
         for mk, mask in zip(layer.masked_kernels, masks):
             assert np.all(ops.convert_to_numpy(mk.kernel)[~mask] == 0.0)
-    ft.zero_inactive_weights(model)
+    ft.masking.zero_inactive_weights(model)
     for mk, mask in zip(layer.masked_kernels, masks):
         kernel = ops.convert_to_numpy(mk.kernel)
         assert np.all(kernel[~mask] == 0.0)
@@ -117,7 +117,7 @@ def test_user_kernel_constraint_still_applies():
     layer.kernel_mask.assign(mask)
     model.compile("sgd", "mse")
     model.fit(np.ones((8, 3)), np.full((8, 3), -5.0), verbose=0, epochs=3)
-    ft.zero_inactive_weights(model)  # a no-op on TensorFlow
+    ft.masking.zero_inactive_weights(model)  # a no-op on TensorFlow
     kernel = ops.convert_to_numpy(layer.kernel)
     assert np.all(kernel >= 0) and np.all(kernel[~mask] == 0)
     assert isinstance(layer.get_config()["kernel_constraint"], dict)

@@ -169,23 +169,23 @@ def test_init_masks_on_model_built_from_masked_layers():
     model = keras.Sequential(
         [keras.Input((20,)), ft.layers.MaskedDense(30), ft.layers.MaskedDense(10)]
     )
-    densities = ft.init_masks(model, 0.25, seed=0)
+    densities = ft.masking.init_masks(model, 0.25, seed=0)
     counts = [int(_np(mk.mask).sum()) for mk in ft.masked_kernels(model)]
     assert counts == [round(d * n) for d, n in zip(densities, [600, 300])]
     with pytest.raises(ValueError, match="no masked kernels"):
-        ft.init_masks(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 0.5)
+        ft.masking.init_masks(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), 0.5)
 
 
 def test_layer_densities_summary_and_itop(mlp):
     sparse = ft.sparsify(mlp, 0.2, seed=0)
-    densities = ft.layer_densities(sparse)
+    densities = ft.masking.layer_densities(sparse)
     for mk in ft.masked_kernels(sparse):
         mask = _np(mk.mask)
         assert densities[mk.kernel.path] == pytest.approx(mask.mean())
     total = 16 * 64 + 64 * 64 + 64 * 4
     active = sum(int(_np(mk.mask).sum()) for mk in ft.masked_kernels(sparse))
-    assert ft.overall_density(sparse) == pytest.approx(active / total)
-    assert ft.itop_rate(sparse) == pytest.approx(active / total)
+    assert ft.masking.overall_density(sparse) == pytest.approx(active / total)
+    assert ft.masking.itop_rate(sparse) == pytest.approx(active / total)
     summary = ft.sparsity_summary(sparse)
     first = ft.masked_kernels(sparse)[0]
     assert first.kernel.path in summary and "(16, 64)" in summary
@@ -194,7 +194,7 @@ def test_layer_densities_summary_and_itop(mlp):
 
 
 def test_prune_global_magnitude_keeps_the_largest_trained_weights(mlp):
-    pruned = ft.prune_global_magnitude(mlp, 0.25)
+    pruned = ft.masking.prune_global_magnitude(mlp, 0.25)
     kernels = [w for w in mlp.weights if w.name == "kernel"]
     flat = np.concatenate([np.abs(np.asarray(k)).ravel() for k in kernels])
     keep = round(0.25 * flat.size)
@@ -205,12 +205,12 @@ def test_prune_global_magnitude_keeps_the_largest_trained_weights(mlp):
         np.testing.assert_array_equal(np.asarray(mk.explored), mask)
         np.testing.assert_array_equal(
             np.asarray(mk.kernel), np.where(mask, np.asarray(kernel), 0.0))
-    assert ft.overall_density(pruned) == pytest.approx(keep / flat.size)
+    assert ft.masking.overall_density(pruned) == pytest.approx(keep / flat.size)
 
 
 def test_prune_global_magnitude_bad_density(mlp):
     with pytest.raises(ValueError, match="density"):
-        ft.prune_global_magnitude(mlp, 1.5)
+        ft.masking.prune_global_magnitude(mlp, 1.5)
 
 
 def test_rescale_scales_active_weights_by_inverse_sqrt_layer_density(mlp):
@@ -268,4 +268,4 @@ def test_strip_sparsity_beside_sparsify_gives_a_plain_model(mlp):
 def test_sparsify_accepts_an_already_sparse_model(mlp):
     sparse = ft.sparsify(mlp, 0.3, seed=0)
     again = ft.sparsify(sparse, 0.5, seed=1)
-    assert ft.overall_density(again) == pytest.approx(0.5, abs=0.02)
+    assert ft.masking.overall_density(again) == pytest.approx(0.5, abs=0.02)

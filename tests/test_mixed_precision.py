@@ -49,7 +49,7 @@ def test_masks_stay_exact_through_training(policy, toy_data):
         mask = np.asarray(mk.mask)
         assert mask.dtype == bool and int(mask.sum()) == count
         assert mk.kernel.dtype == "float32"  # variables stay float32
-        ft.zero_inactive_weights(model)
+        ft.masking.zero_inactive_weights(model)
         assert not np.any(np.asarray(mk.kernel)[~mask])
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import freetickets_tf as ft
-from freetickets_tf import ensembles
+from freetickets_tf import recipes
 from freetickets_tf import optimizer_slots
 from freetickets_tf.optimizers import TorchSGD
 from freetickets_tf.optimizers import make_sgd
@@ -140,10 +140,10 @@ def _zero_input_dense_run(tmp_path, mode, steps_per_epoch=4, epochs=4):
     batch = 8
     x = np.zeros((steps_per_epoch * batch, 3), "float32")
     y = np.arange(len(x)) % 2
-    config = ensembles.EnsembleConfig(
+    config = recipes.EnsembleConfig(
         epochs=epochs, batch_size=batch, learning_rate=0.1, momentum=0.9,
         weight_decay=0.05, weight_decay_mode=mode, selection="last", verbose=0)
-    run = ensembles.train_dense(build, (x, y), None, config, tmp_path / mode)
+    run = recipes.train_dense(build, (x, y), None, config, tmp_path / mode)
     ticket = ft.tickets.RunDirectory.open(run.run_dir).load_tickets()[0]
     return np.asarray(ticket.get_layer("first").kernel)
 

@@ -26,5 +26,6 @@ def test_wheel_installs_nothing_outside_the_namespace(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     top_levels = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_levels == {"freetickets_tf"}
-    for module in ("callbacks/dynamic_sparsity.py", "models/wide_resnet.py", "scripts/train.py"):
+    for module in ("callbacks/dynamic_sparsity.py", "models/wide_resnet.py", "scripts/train.py",
+                   "data/training_set.py", "recipes/stages.py"):
         assert f"freetickets_tf/{module}" in names

@@ -34,8 +34,8 @@ def test_save_ticket_writes_file_and_manifest(tmp_path, sparse_mlp):
     assert stored["member"] == 1 and stored["file"] == "ticket_1.keras"
     assert stored["seed"] == 7 and stored["epoch"] == 4
     assert stored["val_accuracy"] == 0.5 and stored["training_flops"] == 123.0
-    assert stored["density"] == pytest.approx(ft.overall_density(sparse_mlp))
-    assert stored["layer_densities"] == pytest.approx(ft.layer_densities(sparse_mlp))
+    assert stored["density"] == pytest.approx(ft.masking.overall_density(sparse_mlp))
+    assert stored["layer_densities"] == pytest.approx(ft.masking.layer_densities(sparse_mlp))
     assert {"freetickets_tf", "keras", "backend", "python"} <= set(stored["versions"])
     if keras.backend.backend() == "tensorflow":
         assert "tensorflow" in stored["versions"]
@@ -48,7 +48,7 @@ def test_load_ticket_round_trips_weights_and_masks(tmp_path, sparse_mlp):
     loaded = RunDirectory.open(tmp_path).load_ticket(0)
     for a, b in zip(sparse_mlp.weights, loaded.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert ft.overall_density(loaded) == pytest.approx(ft.overall_density(sparse_mlp))
+    assert ft.masking.overall_density(loaded) == pytest.approx(ft.masking.overall_density(sparse_mlp))
 
 
 def test_create_resumes_an_existing_run(tmp_path, sparse_mlp):
@@ -186,16 +186,16 @@ def test_versions_names_the_backend():
 
 
 def test_recipes_release_the_lock_also_when_they_fail(tmp_path):
-    from freetickets_tf import ensembles
+    from freetickets_tf import recipes
 
     def broken():
         raise RuntimeError("no model today")
 
     x = np.zeros((16, 4), "float32")
     y = np.zeros(16, "int32")
-    config = ensembles.EnsembleConfig(epochs=1, batch_size=8, selection="last", verbose=0)
+    config = recipes.EnsembleConfig(epochs=1, batch_size=8, selection="last", verbose=0)
     with pytest.raises(RuntimeError, match="no model"):
-        ensembles.train_dense(broken, (x, y), None, config, tmp_path)
+        recipes.train_dense(broken, (x, y), None, config, tmp_path)
     assert os.path.realpath(tmp_path) not in tickets._HELD_LOCKS
 
 

@@ -17,7 +17,7 @@ def _layer(density=0.5, seed=0):
     mask = np.zeros(30, bool)
     mask[rng.choice(30, int(30 * density), replace=False)] = True
     layer.masked_kernels[0].mask.assign(mask.reshape(5, 6))
-    ft.zero_inactive_weights(keras.Sequential([keras.Input((5,)), layer]))
+    ft.masking.zero_inactive_weights(keras.Sequential([keras.Input((5,)), layer]))
     return layer.masked_kernels[0]
 
 

@@ -115,12 +115,9 @@ def load(name, data_dir=None, batch_size=128, validation_fraction=0.1, seed=0,
     ...            corruption="fog", severity=3).test
     """
     check_choice("name", name, DATASETS)
-    batch_size = check_int("batch_size", batch_size, 1)
-    eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1, allow_none=True)
-    eval_batch_size = eval_batch_size or batch_size
-    validation_fraction = splits.check_fraction(validation_fraction)
-    seed = check_int("seed", seed, 0)
-    split_seed = check_int("split_seed", split_seed, 0)
+    batch_size, eval_batch_size, validation_fraction, seed, split_seed = (
+        splits.check_split_settings(batch_size, eval_batch_size, validation_fraction,
+                                    seed, split_seed))
     max_examples = check_int("max_examples", max_examples, 1, allow_none=True)
     num_classes, input_shape, default_augment = _SETTINGS[name]
     mean, std = preprocessing.check_normalization(normalization, name)

@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 
-from freetickets_tf._validation import check_int
 from freetickets_tf.data import _ops as ops
 from freetickets_tf.data import augment as augmentation
 from freetickets_tf.data import preprocessing
@@ -113,12 +112,9 @@ def image_folder(path, image_size, batch_size=128, validation_fraction=0.1, seed
     (('daisy', 'rose', 'tulip'), (64, 64, 3))
     """
     size = preprocessing.check_image_size(image_size)
-    batch_size = check_int("batch_size", batch_size, 1)
-    eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1, allow_none=True)
-    eval_batch_size = eval_batch_size or batch_size
-    validation_fraction = splits.check_fraction(validation_fraction)
-    seed = check_int("seed", seed, 0)
-    split_seed = check_int("split_seed", split_seed, 0)
+    batch_size, eval_batch_size, validation_fraction, seed, split_seed = (
+        splits.check_split_settings(batch_size, eval_batch_size, validation_fraction,
+                                    seed, split_seed))
     augment = augmentation.check_augment(augment, "crop_flip")
     mean, std = preprocessing.check_mean_std(mean, std, 3)
     class_names, files, labels = _list_folder(path, "path")

@@ -29,7 +29,7 @@ def _imagenet_builder(data_dir):
             "download ImageNet: get ILSVRC2012_img_train.tar and "
             "ILSVRC2012_img_val.tar from https://image-net.org into a folder "
             "MANUAL, run `tfds build imagenet2012 --manual_dir MANUAL --data_dir "
-            "DIR` (or `freetickets_tf.pipelines.prepare_imagenet(MANUAL, DIR)`), "
+            "DIR` (or `freetickets_tf.data.prepare_imagenet(MANUAL, DIR)`), "
             "then pass `data_dir=DIR` (on the command line: `--data_dir DIR`).")
     return builder
 

@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from freetickets_tf._validation import check_int
+
 
 def check_fraction(validation_fraction):
     if isinstance(validation_fraction, bool) or not isinstance(
@@ -15,6 +17,17 @@ def check_fraction(validation_fraction):
             f"Invalid `validation_fraction`: {validation_fraction!r}. Expected "
             "a number in [0, 1) (0: no validation set).")
     return float(validation_fraction)
+
+
+def check_split_settings(batch_size, eval_batch_size, validation_fraction, seed,
+                         split_seed):
+    """The settings every loader with a validation split takes, checked:
+    `(batch_size, eval_batch_size or batch_size, validation_fraction, seed,
+    split_seed)`."""
+    batch_size = check_int("batch_size", batch_size, 1)
+    eval_batch_size = check_int("eval_batch_size", eval_batch_size, 1, allow_none=True)
+    return (batch_size, eval_batch_size or batch_size, check_fraction(validation_fraction),
+            check_int("seed", seed, 0), check_int("split_seed", split_seed, 0))
 
 
 def validation_count(n, validation_fraction):

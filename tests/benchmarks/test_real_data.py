@@ -79,7 +79,7 @@ def test_presets_and_flags_say_what_changed_from_the_original():
     assert benchmark.changed_semantics(args) == {"weight_decay_mode": "decoupled",
                                                  "rescale_init": True}
     config = benchmark.config_for("dst", args)
-    assert (config.weight_decay_mode, config.rescale_init) == ("decoupled", True)
+    assert (config.optimizer.weight_decay_mode, config.sparsity.rescale_init) == ("decoupled", True)
 
 
 def test_digits_out_of_distribution_set_is_laid_out_as_mnist():

@@ -49,7 +49,7 @@ def test_dst_during_fit_keeps_counts_and_moves_masks(mlp, toy_data, compile_mode
     np.testing.assert_array_equal(after[2], before[2])  # ERK made it dense: skipped
     logs = history.history
     assert sum(logs["weights_moved"]) > 0
-    assert logs["itop_rate"][-1] > ft.overall_density(sparse)
+    assert logs["itop_rate"][-1] > ft.masking.overall_density(sparse)
     assert logs["itop_rate"] == sorted(logs["itop_rate"])
     assert logs["death_rate"] == [0.5] * 4
 

@@ -22,10 +22,10 @@ def test_monitor_writes_sparsity_scalars_beside_keras_tensorboard(
         SparsityMonitor(str(logs), dst, flops)])
     scalars = read_scalars(logs / "train")
     assert "epoch_loss" in scalars  # Keras' own, in the same event directory
-    assert scalars["sparsity/density"][1] == pytest.approx(ft.overall_density(sparse))
+    assert scalars["sparsity/density"][1] == pytest.approx(ft.masking.overall_density(sparse))
     assert scalars["sparsity/itop_rate"][1] == pytest.approx(history.history["itop_rate"][1])
     assert scalars["sparsity/itop_rate"][0] < scalars["sparsity/itop_rate"][1]
-    for path, density in ft.layer_densities(sparse).items():
+    for path, density in ft.masking.layer_densities(sparse).items():
         assert scalars[f"sparsity/layer_density/{path}"][1] == pytest.approx(density)
     assert scalars["sparsity/death_rate"][1] == pytest.approx(0.5)
     assert scalars["sparsity/training_flops"][1] == pytest.approx(flops.total_flops, rel=1e-6)
@@ -43,7 +43,7 @@ def test_monitor_without_other_callbacks_and_bad_arguments(
     sparse.fit(x, y, batch_size=64, epochs=1, verbose=0,
                callbacks=[SparsityMonitor(tmp_path)])
     scalars = read_scalars(tmp_path / "train")
-    assert scalars["sparsity/density"][0] == pytest.approx(ft.overall_density(sparse))
+    assert scalars["sparsity/density"][0] == pytest.approx(ft.masking.overall_density(sparse))
     assert not any(tag.startswith("sparsity/update/") for tag in scalars)
     assert SparsityMonitor(tmp_path).get_config() == {"log_dir": str(tmp_path)}
     with pytest.raises(ValueError, match="log_dir"):

@@ -63,7 +63,7 @@ class _Redensify(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations) == self.at_step:
-            ft.init_masks(self.model, self.density, seed=1)
+            ft.masking.init_masks(self.model, self.density, seed=1)
             self.updates_done += 1
 
 
@@ -114,8 +114,7 @@ def test_steps_per_execution_initial_flops_and_growth_batch_size(mlp, toy_data, 
     assert history.history["training_flops"][-1] == counter.total_flops
 
 
-def test_growth_batch_defaults_to_the_sparsity_callbacks(mlp, toy_data, compile_model):
-    sparse = _sparse(mlp, compile_model)
+def test_growth_batch_defaults_to_the_sparsity_callbacks(toy_data):
     dst = DynamicSparsityCallback(data=toy_data, batch_size=16)
     assert TrainingFlopsCallback(BATCH, dst)._growth_batch_size() == 16
     assert TrainingFlopsCallback(BATCH)._growth_batch_size() == BATCH

@@ -166,9 +166,9 @@ def test_flag_files_parse_and_reproduce_the_paper_settings(run_main, monkeypatch
 
     no_data = ((None, None), None, (None, None), "test set", 10, (32, 32, 3))
     monkeypatch.setattr(train, "_load_data", lambda: no_data)
-    monkeypatch.setattr("freetickets_tf.ensembles.train_ensemble", record)
+    monkeypatch.setattr("freetickets_tf.recipes.train_ensemble", record)
     # No data here, so nothing to check a run directory against.
-    monkeypatch.setattr("freetickets_tf.ensembles.check_resumable", lambda *a, **k: None)
+    monkeypatch.setattr("freetickets_tf.recipes.check_resumable", lambda *a, **k: None)
     folder = os.path.join(os.path.dirname(train.__file__), "flags")
     with pytest.raises(SystemExit):
         run_main(train, f"--flagfile={os.path.join(folder, 'wrn28x10_cifar10_edst.cfg')}")
@@ -227,7 +227,7 @@ def test_flag_choices_are_the_library_choices():
     assert train.DEATH_RULES == tuple(ft.updaters.DEATH_RULES)
     assert train.DEATH_RATE_SCHEDULES == ft.schedules.DEATH_RATE_SCHEDULES
     assert train.DISTRIBUTIONS == ft.densities.DISTRIBUTIONS
-    assert train.METHODS == ft.ensembles.METHODS
+    assert train.METHODS == ft.recipes.METHODS
     assert train.STRATEGIES == ft.distribute.STRATEGIES
 
 

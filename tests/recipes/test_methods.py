@@ -1,4 +1,4 @@
-"""Ensemble recipes: EDST, DST, static, PF, dense and deep ensembles (SPEC §4)."""
+"""The ensemble methods end to end: EDST, DST, static, PF, dense and deep ensembles (SPEC §4)."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import freetickets_tf as ft
-from freetickets_tf import ensembles
-from freetickets_tf.ensembles import EnsembleConfig
+from freetickets_tf import recipes
+from freetickets_tf.recipes import EnsembleConfig
 from freetickets_tf.tickets import RunDirectory
 
 
@@ -42,10 +42,10 @@ def _masks(model):
     return [np.asarray(mk.mask) for mk in ft.masked_kernels(model)]
 
 
-@pytest.mark.parametrize("method", ensembles.METHODS)
+@pytest.mark.parametrize("method", recipes.METHODS)
 def test_every_method_writes_its_tickets(method, data, tmp_path):
     train, val = data
-    run = ensembles.train_ensemble(method, build, train, val, _config(), tmp_path)
+    run = recipes.train_ensemble(method, build, train, val, _config(), tmp_path)
     members = 1 if method == "dense" else 2
     manifest = RunDirectory.open(tmp_path)
     assert manifest.method == method and manifest.complete
@@ -69,9 +69,9 @@ def test_every_method_writes_its_tickets(method, data, tmp_path):
 
 def test_dense_run_costs_one_dense_run_and_sparse_runs_less(data, tmp_path):
     train, val = data
-    dense = ensembles.train_dense(build, train, val, _config(), tmp_path / "d")
+    dense = recipes.train_dense(build, train, val, _config(), tmp_path / "d")
     assert dense.relative_training_flops == pytest.approx(1.0)
-    static = ensembles.train_static_ensemble(build, train, val, _config(), tmp_path / "s")
+    static = recipes.train_static_ensemble(build, train, val, _config(), tmp_path / "s")
     f_s = ft.flops.forward_flops(static.ensemble_model().members[0])
     f_d = ft.flops.forward_flops(build(), sparse=False)
     assert static.relative_training_flops == pytest.approx(2 * f_s / f_d)
@@ -79,7 +79,7 @@ def test_dense_run_costs_one_dense_run_and_sparse_runs_less(data, tmp_path):
 
 def test_dst_members_have_different_masks_and_disagree(data, tmp_path):
     train, val = data
-    run = ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    run = recipes.train_dst_ensemble(build, train, val, _config(), tmp_path)
     first, second = RunDirectory.open(tmp_path).load_tickets()
     assert [t["seed"] for t in run.tickets] == [0, 1]
     for a, b in zip(_masks(first), _masks(second)):
@@ -103,10 +103,10 @@ def test_dst_updates_stop_at_the_end_fraction(data, tmp_path, monkeypatch):
     # 3 steps per epoch, 4 epochs: 12 steps; updates at multiples of 2 up to
     # floor(0.5 * 12) = 6.
     config = _config(num_members=1, epochs=4, update_end_fraction=0.5)
-    ensembles.train_dst_ensemble(build, train, val, config, tmp_path / "half")
+    recipes.train_dst_ensemble(build, train, val, config, tmp_path / "half")
     assert steps == [2, 4, 6]
     steps.clear()
-    ensembles.train_dst_ensemble(build, train, val, _config(num_members=1, epochs=4),
+    recipes.train_dst_ensemble(build, train, val, _config(num_members=1, epochs=4),
                                  tmp_path / "all")
     assert steps == [2, 4, 6, 8, 10, 12]
 
@@ -114,7 +114,7 @@ def test_dst_updates_stop_at_the_end_fraction(data, tmp_path, monkeypatch):
 def test_edst_tickets_come_from_their_phases(data, tmp_path):
     train, val = data
     config = _config(epochs=5, exploration_epochs=1)
-    run = ensembles.train_edst_ensemble(build, train, val, config, tmp_path)
+    run = recipes.train_edst_ensemble(build, train, val, config, tmp_path)
     assert [t["member"] for t in run.tickets] == [0, 1]
     assert 1 <= run.tickets[0]["epoch"] < 3 <= run.tickets[1]["epoch"] < 5
     # One run: the run's FLOPs are those recorded with its last ticket.
@@ -134,11 +134,11 @@ def test_interrupted_dst_run_resumes_without_redoing_tickets(data, tmp_path):
         return build()
 
     with pytest.raises(RuntimeError, match="killed"):
-        ensembles.train_dst_ensemble(flaky_build, train, val, _config(), tmp_path)
+        recipes.train_dst_ensemble(flaky_build, train, val, _config(), tmp_path)
     ticket0 = tmp_path / "ticket_0.keras"
     stamp = os.stat(ticket0).st_mtime_ns
     assert RunDirectory.open(tmp_path).finished_members == {0}
-    run = ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+    run = recipes.train_dst_ensemble(build, train, val, _config(), tmp_path)
     assert os.stat(ticket0).st_mtime_ns == stamp  # not trained again
     assert [t["member"] for t in run.tickets] == [0, 1]
 
@@ -185,7 +185,7 @@ def uninterrupted(data, tmp_path_factory):
         if key not in _UNINTERRUPTED:
             path = tmp_path_factory.mktemp(f"uninterrupted_{method}")
             _UNINTERRUPTED[key] = (
-                ensembles.train_ensemble(method, build, *data, config, path), path)
+                recipes.train_ensemble(method, build, *data, config, path), path)
         return _UNINTERRUPTED[key]
     return run
 
@@ -217,7 +217,7 @@ def test_interrupted_run_resumes_to_the_same_tickets(
 
     _kill_at_epoch_end(monkeypatch, fits_to_skip, epoch)
     with pytest.raises(_Killed):
-        ensembles.train_ensemble(method, build, train, val, config, tmp_path / "b")
+        recipes.train_ensemble(method, build, train, val, config, tmp_path / "b")
     monkeypatch.undo()
     assert RunDirectory.open(tmp_path / "b").checkpoint is not None
 
@@ -233,7 +233,7 @@ def test_interrupted_run_resumes_to_the_same_tickets(
         return fit(self, *args, callbacks=[*callbacks, Record()], **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    resumed = ensembles.train_ensemble(method, build, train, val, config, tmp_path / "b")
+    resumed = recipes.train_ensemble(method, build, train, val, config, tmp_path / "b")
     assert epochs_run[0] == first_epoch_after
     assert [t["member"] for t in resumed.tickets] == [t["member"] for t in whole.tickets]
     for expected, got in zip(_weights(whole_dir), _weights(tmp_path / "b")):
@@ -271,15 +271,15 @@ def test_interrupted_run_resumes_to_the_same_tickets(
 def test_bad_settings_fail_before_training(method, kwargs, match, data, tmp_path):
     train, val = data
     with pytest.raises(ValueError, match=match):
-        ensembles.train_ensemble(method, build, train, val, _config(**kwargs), tmp_path)
+        recipes.train_ensemble(method, build, train, val, _config(**kwargs), tmp_path)
     assert not os.path.exists(tmp_path / "tickets.json")
 
 
 def test_best_selection_needs_validation_data(data, tmp_path):
     train, _ = data
     with pytest.raises(ValueError, match="validation_data"):
-        ensembles.train_dst_ensemble(build, train, None, _config(), tmp_path)
-    run = ensembles.train_dst_ensemble(
+        recipes.train_dst_ensemble(build, train, None, _config(), tmp_path)
+    run = recipes.train_dst_ensemble(
         build, train, None, _config(selection="last", num_members=1), tmp_path)
     assert run.tickets[0]["epoch"] == 2
 
@@ -287,15 +287,15 @@ def test_best_selection_needs_validation_data(data, tmp_path):
 def test_build_model_must_return_a_built_model(data, tmp_path):
     train, val = data
     with pytest.raises(ValueError, match="build_model"):
-        ensembles.train_dense(lambda: keras.Sequential([keras.layers.Dense(2)]),
+        recipes.train_dense(lambda: keras.Sequential([keras.layers.Dense(2)]),
                               train, val, _config(), tmp_path)
 
 
 def test_resuming_with_other_settings_is_refused(data, tmp_path):
     train, val = data
-    ensembles.train_dense(build, train, val, _config(), tmp_path)
+    recipes.train_dense(build, train, val, _config(), tmp_path)
     with pytest.raises(ValueError, match="other settings.*learning_rate"):
-        ensembles.train_dense(build, train, val, _config(learning_rate=0.2), tmp_path)
+        recipes.train_dense(build, train, val, _config(learning_rate=0.2), tmp_path)
 
 
 def test_tf_data_input(data, tmp_path):
@@ -303,7 +303,7 @@ def test_tf_data_input(data, tmp_path):
 
     (x, y), val = data
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
-    run = ensembles.train_dst_ensemble(
+    run = recipes.train_dst_ensemble(
         build, dataset, val, _config(num_members=1), tmp_path)
     assert run.relative_training_flops < 1
 
@@ -320,7 +320,7 @@ def test_rescale_init_reaches_every_sparse_member(method, data, tmp_path, monkey
     monkeypatch.setattr(ft.masking, "sparsify", recording)
     train, val = data
     config = _config(epochs=4, exploration_epochs=2, rescale_init=True)
-    ensembles.train_ensemble(method, build, train, val, config, tmp_path)
+    recipes.train_ensemble(method, build, train, val, config, tmp_path)
     assert seen == [True] * (1 if method == "edst" else 2)
 
 
@@ -338,7 +338,7 @@ def test_members_train_in_their_own_reproducible_data_order(method, data, tmp_pa
     monkeypatch.setattr(keras.Model, "fit", recording)
     (x, y), val = data
     config = _config(epochs=1, num_members=3)
-    ensembles.train_ensemble(method, build, (x, y), val, config, tmp_path / "run")
+    recipes.train_ensemble(method, build, (x, y), val, config, tmp_path / "run")
     if method == "pf":  # a dense and a fine-tuning fit per member, one order
         np.testing.assert_array_equal(seen[0], seen[1])
         seen = seen[::2]
@@ -359,7 +359,7 @@ def test_members_of_a_dataset_share_its_order_with_a_warning(data, tmp_path):
     (x, y), val = data
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
     with pytest.warns(UserWarning, match="own order"):
-        ensembles.train_deep_ensemble(build, dataset, val, _config(epochs=1), tmp_path)
+        recipes.train_deep_ensemble(build, dataset, val, _config(epochs=1), tmp_path)
 
 
 @pytest.mark.parametrize("method", ["dense", "dst", "edst"])
@@ -367,7 +367,7 @@ def test_a_diverging_run_fails_naming_it_and_saves_nothing(method, data, tmp_pat
     train, val = data
     config = _config(epochs=4, exploration_epochs=2, learning_rate=1e12)
     with pytest.raises(FloatingPointError, match="diverged in epoch 1") as error:
-        ensembles.train_ensemble(method, build, train, val, config, tmp_path)
+        recipes.train_ensemble(method, build, train, val, config, tmp_path)
     assert ("the edst run" if method == "edst" else "member 0 (train)") in str(error.value)
     manifest = RunDirectory.open(tmp_path).manifest
     assert manifest["tickets"] == [] and manifest["checkpoint"] is None
@@ -380,7 +380,7 @@ def test_nan_inputs_are_refused_before_anything_is_written(where, data, tmp_path
     x, x_val = x.copy(), x_val.copy()
     (x if where == "train" else x_val)[3, 5] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
-        ensembles.train_dense(build, (x, y), (x_val, y_val), _config(), tmp_path / "run")
+        recipes.train_dense(build, (x, y), (x_val, y_val), _config(), tmp_path / "run")
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -400,7 +400,7 @@ def test_resuming_on_another_model_or_data_is_refused_before_writing(
     config = _config(epochs=2)
     _kill_at_epoch_end(monkeypatch, fits_to_skip=0, epoch_to_kill=0)
     with pytest.raises(_Killed):
-        ensembles.train_dst_ensemble(build, (x, y), (x_val, y_val), config, tmp_path)
+        recipes.train_dst_ensemble(build, (x, y), (x_val, y_val), config, tmp_path)
     monkeypatch.undo()
     def files():  # the lock file aside: taking the lock writes its holder's name
         return {name: os.path.getmtime(tmp_path / name)
@@ -411,9 +411,9 @@ def test_resuming_on_another_model_or_data_is_refused_before_writing(
     train = (x[::-1].copy(), y[::-1].copy()) if change == "train" else (x, y)
     val = (x_val[:-1], y_val[:-1]) if change == "validation" else (x_val, y_val)
     with pytest.raises(ValueError, match=f"other settings.*{field}"):
-        ensembles.check_resumable("dst", model, train, val, config, tmp_path)
+        recipes.check_resumable("dst", model, train, val, config, tmp_path)
     with pytest.raises(ValueError, match=f"other settings.*{field}"):
-        ensembles.train_dst_ensemble(model, train, val, config, tmp_path)
+        recipes.train_dst_ensemble(model, train, val, config, tmp_path)
     assert files() == before
 
 
@@ -421,7 +421,7 @@ def _checkpointed_run(data, tmp_path, monkeypatch):
     train, val = data
     _kill_at_epoch_end(monkeypatch, fits_to_skip=0, epoch_to_kill=1)
     with pytest.raises(_Killed):
-        ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+        recipes.train_dst_ensemble(build, train, val, _config(), tmp_path)
     monkeypatch.undo()
     run = RunDirectory.open(tmp_path)
     return run, sorted(os.listdir(tmp_path / "checkpoint"))
@@ -435,7 +435,7 @@ def test_a_corrupt_checkpoint_is_refused_with_its_reason_and_kept(
         f.truncate(1000)
     train, val = data
     with pytest.raises(ValueError, match="does not match its checksum.*Nothing was deleted"):
-        ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+        recipes.train_dst_ensemble(build, train, val, _config(), tmp_path)
     assert sorted(os.listdir(tmp_path / "checkpoint")) == files
 
 
@@ -451,7 +451,7 @@ def test_a_checkpoint_of_another_architecture_is_refused_and_kept(
     ft.io.write_json_atomic(manifest, run.manifest_path)
     train, val = data
     with pytest.raises(ValueError, match="another architecture"):
-        ensembles.train_dst_ensemble(build, train, val, _config(), tmp_path)
+        recipes.train_dst_ensemble(build, train, val, _config(), tmp_path)
     assert sorted(os.listdir(tmp_path / "checkpoint")) == files
 
 
@@ -481,7 +481,7 @@ def test_data_that_does_not_fit_the_model_is_refused_before_a_directory_exists(
     else:
         config, val = _config(monitor="val_loss"), None
     with pytest.raises(ValueError, match=match):
-        ensembles.train_dst_ensemble(build, (x, y), val, config, tmp_path / "run")
+        recipes.train_dst_ensemble(build, (x, y), val, config, tmp_path / "run")
     assert not os.path.exists(tmp_path / "run")
 
 
@@ -502,7 +502,7 @@ def test_uint8_and_scaled_images_train_and_evaluate_alike(tmp_path):
     scaled_images = images.astype("float32") * np.float32(1 / 255)
     for kind, x in (("uint8", images), ("float", scaled_images)):
         train, val = (x[:64], labels[:64]), (x[64:], labels[64:])
-        runs[kind] = ensembles.train_dense(small, train, val, config, tmp_path / kind)
+        runs[kind] = recipes.train_dense(small, train, val, config, tmp_path / kind)
     (a,), (b,) = (RunDirectory.open(r.run_dir).load_tickets() for r in runs.values())
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, atol=1e-6)  # same batches, same selection
