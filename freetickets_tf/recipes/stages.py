@@ -197,7 +197,7 @@ class Recipe:
         config = self.config
         return DynamicSparsityCallback(
             data=inputs.growth_data(self.train_data, self.member_train(member),
-                              config.dst.growth_batch),
+                                    config.dst.growth_batch),
             update_frequency=config.dst.update_frequency,
             death_rate=config.dst.death_rate,
             death_rate_schedule=config.dst.death_rate_schedule,

@@ -46,8 +46,8 @@ def test_load_validation_split_is_seeded_disjoint_and_ten_percent(tmp_path, no_n
 
     def split(split_seed=0, seed=0):
         data = ft.data.load("cifar10", data_dir=tmp_path, batch_size=64, seed=seed,
-                              augment=False, normalization=identity,
-                              split_seed=split_seed)
+                            augment=False, normalization=identity,
+                            split_seed=split_seed)
         return raw_rows(data.train.epoch(0)), raw_rows(data.validation)
 
     with tfds.testing.mock_data(num_examples=100):
@@ -65,7 +65,7 @@ def test_load_validation_split_is_seeded_disjoint_and_ten_percent(tmp_path, no_n
 def test_load_without_validation_and_with_max_examples(tmp_path, no_network, batches):
     with tfds.testing.mock_data(num_examples=30):
         data = ft.data.load("cifar100", data_dir=tmp_path, batch_size=8,
-                              validation_fraction=0, max_examples=20, eval_batch_size=5)
+                            validation_fraction=0, max_examples=20, eval_batch_size=5)
     assert data.validation is None and data.train.examples == 20
     assert [len(b[1]) for b in batches(data.test)] == [5] * 4
 
@@ -73,7 +73,7 @@ def test_load_without_validation_and_with_max_examples(tmp_path, no_network, bat
 def test_load_cifar10_corrupted_is_test_only(tmp_path, no_network, batches):
     with tfds.testing.mock_data(num_examples=12):
         data = ft.data.load("cifar10_corrupted", data_dir=tmp_path, batch_size=5,
-                              corruption="glass_blur", severity=2)
+                            corruption="glass_blur", severity=2)
     assert data.name == "cifar10_corrupted/frosted_glass_blur_2"
     assert data.train is None and data.validation is None
     assert [len(b[1]) for b in batches(data.test)] == [5, 5, 2]
@@ -89,7 +89,7 @@ def test_ood_normalisation_by_name(tmp_path, no_network, batches):
     with tfds.testing.mock_data(num_examples=4):
         own = ft.data.load("svhn_cropped", data_dir=tmp_path, batch_size=4)
         as_cifar = ft.data.load("svhn_cropped", data_dir=tmp_path, batch_size=4,
-                                  normalization="cifar10")
+                                normalization="cifar10")
     (x_own, _), = batches(own.test)
     (x_cifar, _), = batches(as_cifar.test)
     raw = x_own * np.array(ft.data.NORMALIZATION["svhn_cropped"][1]) + np.array(

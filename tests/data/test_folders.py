@@ -25,7 +25,7 @@ def test_image_folder(tmp_path, batches, assert_same_batches):
     write_folder(tmp_path / "train", ["dog", "cat"], per_class=10)
     write_folder(tmp_path / "test", ["dog", "cat"], per_class=3, seed=1)
     data = ft.data.image_folder(tmp_path / "train", 8, batch_size=6, seed=2,
-                                  test_path=tmp_path / "test")
+                                test_path=tmp_path / "test")
     assert data.class_names == ("cat", "dog") and data.num_classes == 2
     assert data.input_shape == (8, 8, 3) and data.name == "train"
     assert data.train.examples == 18 and data.train.steps_per_epoch == 3
@@ -42,7 +42,7 @@ def test_image_folder(tmp_path, batches, assert_same_batches):
     np.testing.assert_allclose(x_all.std(axis=(0, 1, 2)), 1, atol=1e-3)
     # Streaming the files gives the very batches of the in-memory cache.
     streamed = ft.data.image_folder(tmp_path / "train", 8, batch_size=6, seed=2,
-                                      cache=False)
+                                    cache=False)
     assert_same_batches(batches(streamed.train.epoch(1)), batches(data.train.epoch(1)))
     assert_same_batches(batches(streamed.validation), batches(data.validation))
 

@@ -58,7 +58,7 @@ def test_imagenet_prepared_from_manual_archives(tmp_path, no_network, monkeypatc
     prepared = ft.data.prepare_imagenet(manual, data_dir)
     assert os.path.isdir(prepared)
     data = ft.data.load("imagenet2012", data_dir=data_dir, batch_size=4,
-                          validation_fraction=0.25, shuffle_buffer=8)
+                        validation_fraction=0.25, shuffle_buffer=8)
     assert data.num_classes == 1000 and data.input_shape == (224, 224, 3)
     assert data.train.examples == 9 and data.train.steps_per_epoch == 3
     epoch0 = batches(data.train.epoch(0))
@@ -74,7 +74,7 @@ def test_imagenet_prepared_from_manual_archives(tmp_path, no_network, monkeypatc
     # Evaluation crops are not random; the held-out slice depends on split_seed.
     assert_same_batches(test, batches(data.test))
     again = ft.data.load("imagenet2012", data_dir=data_dir, batch_size=4,
-                           validation_fraction=0.25, split_seed=0, seed=9)
+                         validation_fraction=0.25, split_seed=0, seed=9)
     assert_same_batches(batches(again.validation), batches(data.validation))
     growth = next(iter(data.train.growth_batches(seed=1)))
     assert growth[0].shape == (4, 224, 224, 3)

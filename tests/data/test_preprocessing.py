@@ -33,8 +33,8 @@ def test_augmentation_matches_numpy(augment, mode, padding, batches):
     image = (np.arange(5 * 6 * 2).reshape(5, 6, 2) + 1).astype("float32")
     n = 600
     train = ft.data.from_arrays(np.repeat(image[None], n, 0), np.zeros(n, int),
-                                  batch_size=128, seed=0, augment=augment,
-                                  padding=padding)
+                                batch_size=128, seed=0, augment=augment,
+                                padding=padding)
     out = np.concatenate([b[0] for b in batches(train.epoch(0))])
     flip = "flip" in augment
     expected = (candidates(image, padding, mode, flip) if mode

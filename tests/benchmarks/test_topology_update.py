@@ -1,0 +1,61 @@
+"""`benchmarks/topology_update.py`: its NumPy reference against a hand-made
+case, and one in-process run of a tiny Wide ResNet."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "topology_update.py"
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("topology_update_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_numpy_reference_by_hand():
+    bench = _load_benchmark()
+    w = np.array([[0.5, -0.1, 0.0], [2.0, 0.3, 0.0]], "float32")
+    mask = np.array([[True, True, False], [True, True, False]])
+    g = np.array([[0.0, 0.0, 9.0], [0.0, 0.0, 1.0]], "float32")
+    dense = np.ones((2, 2), bool)
+    (new, untouched), (kernel, _) = bench.numpy_update(
+        [w, np.ones((2, 2))], [mask, dense], [g, np.zeros((2, 2))], death_rate=0.5)
+    # 4 active, p = 0.5: the 2 smallest |w| (-0.1, 0.3) die; the 2 largest |g|
+    # among the inactive (9.0, then 1.0) grow.
+    np.testing.assert_array_equal(new, [[True, False, True], [True, False, True]])
+    np.testing.assert_array_equal(kernel, [[0.5, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    assert untouched is dense  # a layer at density 1 is left alone
+
+
+def test_one_backend_in_process(capsys):
+    bench = _load_benchmark()
+    args = bench.parse_args(["--single", "tensorflow", "--models", "wrn-10-1",
+                             "--batch_size", "4", "--repeats", "1"])
+    result = bench.main(["--single", "tensorflow", "--models", "wrn-10-1",
+                         "--batch_size", "4", "--repeats", "1"])
+    assert json.loads(capsys.readouterr().out)["models"] == result["models"]
+    figures = result["models"]["wrn-10-1"]
+    assert figures["reference_agrees"] is True
+    assert figures["overall_density"] == pytest.approx(args.density, abs=1e-3)
+    for key in ("first_update_s", "update_s", "numpy_reference_s", "train_step_s",
+                "update_with_gradient_s"):
+        assert figures[key] > 0, key
+    assert figures["update_over_numpy"] == pytest.approx(
+        figures["update_s"] / figures["numpy_reference_s"])
+    rows = bench.goals({"tensorflow": result})
+    assert {r["goal"] for r in rows} == {"update_over_numpy <= 1",
+                                         "update_with_gradient_in_steps <= 1.2"}
+
+
+def test_bad_arguments_name_the_flag():
+    bench = _load_benchmark()
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--backends", "tensorflow,mxnet"])
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--death_rate", "1.5"])
