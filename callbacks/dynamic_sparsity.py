@@ -267,16 +267,12 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             raise ValueError(
                 f"Invalid `scores`: {len(scores)} arrays for {len(self._kernels)} "
                 "masked kernels.")
-        moved = 0
-        for i, (mk, scores) in enumerate(zip(self._kernels, scores)):
-            slots = (
-                optimizer_slots.slot_variables(optimizer, mk.kernel)
-                if self.reset_optimizer_state
-                else ()
-            )
-            seed = int(growth_batches.step_rng(self.seed, step, i).integers(2**31))
-            moved += self.updater.rewire(mk, death_rate, scores, seed, slots,
-                                         skip_dense=not self.prune_dense_layers)
+        slots = [optimizer_slots.slot_variables(optimizer, mk.kernel)
+                 if self.reset_optimizer_state else () for mk in self._kernels]
+        seeds = [int(growth_batches.step_rng(self.seed, step, i).integers(2**31))
+                 for i in range(len(self._kernels))]
+        moved = self.updater.update(self._kernels, death_rate, scores, seeds, slots,
+                                    skip_dense=not self.prune_dense_layers)
         self.updates_done += 1
         stats = {
             "weights_moved": moved,

@@ -3,7 +3,8 @@
 Arrays in (numpy arrays or backend tensors), a new boolean mask out (a backend
 tensor). Nothing here touches a variable. Ties are broken deterministically:
 among equal scores the lower flat index (C order, Keras kernel layout) wins,
-which is how `top_k` orders equal values.
+which is how `top_k` orders equal values. Selection is `top_n_mask`: exact
+counts in O(size) passes, no sort, no host read, on every backend.
 
 Example:
 
@@ -23,8 +24,6 @@ import math
 import keras
 from keras import ops
 
-from freetickets_tf import backend
-
 
 def count_active(mask):
     """Number of True entries of a boolean mask, as a Python int."""
@@ -33,7 +32,11 @@ def count_active(mask):
 
 def drop_count(mask, death_rate):
     """`ceil(death_rate * n_active)`, the number of weights to move in a layer."""
-    active = count_active(mask)
+    return moved_count(count_active(mask), death_rate)
+
+
+def moved_count(active, death_rate):
+    """`ceil(death_rate * active)` for a count of active weights (an int)."""
     # Rounded first so that float noise (0.07 * 100 = 7.000000000000001)
     # cannot add a weight.
     return math.ceil(round(death_rate * active, 9))
@@ -43,15 +46,59 @@ def _flat(x, dtype):
     return ops.reshape(ops.cast(ops.convert_to_tensor(x), dtype), (-1,))
 
 
-def _set_positions(mask, indices, value):
-    """Returns `mask` (flat) with `mask[indices] = value`."""
-    updates = ops.full((ops.shape(indices)[0],), value, dtype="bool")
-    return ops.scatter_update(mask, ops.expand_dims(indices, -1), updates)
+def _order_key(scores):
+    """int32 keys ordered as the float32 `scores` are: the float's bits, with
+    the non-sign bits of negative floats flipped (so that more negative is
+    smaller), and -0.0 made +0.0 so that equal floats get equal keys. On the
+    bits alone, not by float comparisons: those may flush subnormal floats
+    to zero (XLA on CPU does)."""
+    bits = ops.view(ops.cast(scores, "float32"), "int32")
+    bits = ops.where(bits == -(2**31), ops.zeros_like(bits), bits)  # -0.0
+    return ops.where(bits >= 0, bits, ops.bitwise_xor(bits, 0x7FFFFFFF))
 
 
-def _top(scores, n):
-    """Indices of the `n` largest scores; equal scores go to the lower index."""
-    return backend.top_k_indices(scores, n)
+def top_n_mask(scores, eligible, n):
+    """The `n` largest `scores` among the `eligible` positions, as a mask;
+    among equal scores the lower index is taken, as `top_k` does.
+
+    Exact and sort-free: the threshold `t`, the `n`-th largest key, is built
+    bit by bit from the top (sign first, then bits 30..0), keeping each bit
+    while at least `n` eligible keys are `>= t`; 32 counting passes over the
+    array, each O(size). Then every eligible key `> t` is taken (fewer than
+    `n`), and of the keys equal to `t` the first ones by index, as many as
+    are missing (a prefix count). `n` may be a tensor (one compiled program
+    for every count); it must not exceed the number of eligible positions.
+
+    Args:
+        scores: 1-D float scores.
+        eligible: 1-D boolean mask of the positions that may be taken.
+        n: Number of positions to take.
+
+    Returns:
+        A 1-D boolean mask with exactly `n` True entries.
+
+    Example:
+
+    >>> scores = ops.convert_to_tensor([1.0, 3.0, 3.0, 2.0, 3.0])
+    >>> eligible = ops.convert_to_tensor([True, True, True, True, True])
+    >>> ops.convert_to_numpy(top_n_mask(scores, eligible, 2)).tolist()
+    [False, True, True, False, False]
+    """
+    key = _order_key(scores)
+    eligible = ops.cast(eligible, "bool")
+
+    def at_least_n(threshold):
+        return ops.sum(ops.cast(ops.logical_and(eligible, key >= threshold), "int32")) >= n
+
+    threshold = ops.cast(ops.where(at_least_n(0), 0, -(2**31)), "int32")
+    for bit in range(30, -1, -1):
+        candidate = threshold + (1 << bit)  # bit `bit` of `threshold` is 0: no overflow
+        threshold = ops.where(at_least_n(candidate), candidate, threshold)
+    above = ops.logical_and(eligible, key > threshold)
+    tied = ops.logical_and(eligible, key == threshold)
+    missing = n - ops.sum(ops.cast(above, "int32"))
+    first_tied = ops.cumsum(ops.cast(tied, "int32")) <= missing
+    return ops.logical_or(above, ops.logical_and(tied, first_tied))
 
 
 def _check_n(n, available, what):
@@ -77,10 +124,9 @@ def magnitude_prune(weights, mask, n):
     _check_n(n, count_active(flat_mask), "drop")
     if n == 0:
         return ops.reshape(flat_mask, shape)
-    magnitude = ops.abs(_flat(weights, "float32"))
-    # Smallest magnitude first; inactive positions can never be picked.
-    scores = ops.where(flat_mask, -magnitude, -float("inf"))
-    return ops.reshape(_set_positions(flat_mask, _top(scores, n), False), shape)
+    # Smallest magnitude first, among the active weights only.
+    dropped = top_n_mask(-ops.abs(_flat(weights, "float32")), flat_mask, n)
+    return ops.reshape(ops.logical_and(flat_mask, ops.logical_not(dropped)), shape)
 
 
 def set_prune(weights, mask, n):
@@ -102,13 +148,9 @@ def set_prune(weights, mask, n):
     take_negative = min(n // 2, n_negative)
     take_positive = min(n - take_negative, n_positive)
     take_negative = n - take_positive
-    if take_positive:
-        scores = ops.where(positive, -w, -float("inf"))
-        flat_mask = _set_positions(flat_mask, _top(scores, take_positive), False)
-    if take_negative:
-        scores = ops.where(negative, w, -float("inf"))
-        flat_mask = _set_positions(flat_mask, _top(scores, take_negative), False)
-    return ops.reshape(flat_mask, shape)
+    dropped = ops.logical_or(top_n_mask(-w, positive, take_positive),
+                             top_n_mask(w, negative, take_negative))
+    return ops.reshape(ops.logical_and(flat_mask, ops.logical_not(dropped)), shape)
 
 
 def grow(mask, scores, n):
@@ -130,9 +172,34 @@ def grow(mask, scores, n):
     _check_n(n, int(ops.size(flat_mask)) - count_active(flat_mask), "grow")
     if n == 0:
         return ops.reshape(flat_mask, shape)
-    magnitude = ops.abs(_flat(scores, "float32"))
-    candidates = ops.where(flat_mask, -float("inf"), magnitude)
-    return ops.reshape(_set_positions(flat_mask, _top(candidates, n), True), shape)
+    grown = top_n_mask(ops.abs(_flat(scores, "float32")), ops.logical_not(flat_mask), n)
+    return ops.reshape(ops.logical_or(flat_mask, grown), shape)
+
+
+def drop_and_grow(weights, mask, scores, n):
+    """One layer's magnitude death and growth by `|scores|`, without a host
+    read: `grow(magnitude_prune(weights, mask, n), scores, n)` (the dropped
+    positions may regrow), for `n` a tensor too.
+
+    Returns:
+        `(survivors, new_mask)`: the active weights kept, and the new mask.
+
+    Example:
+
+    >>> w = ops.convert_to_tensor([[0.3, -0.1], [0.0, 2.0]])
+    >>> mask = ops.convert_to_tensor([[True, True], [False, True]])
+    >>> gradient = ops.convert_to_tensor([[0.0, 5.0], [1.0, 0.0]])
+    >>> survivors, new_mask = drop_and_grow(w, mask, gradient, 1)
+    >>> ops.convert_to_numpy(new_mask).tolist()  # -0.1 dropped, then regrown
+    [[True, True], [False, True]]
+    """
+    shape = ops.shape(mask)
+    flat_mask = _flat(mask, "bool")
+    dropped = top_n_mask(-ops.abs(_flat(weights, "float32")), flat_mask, n)
+    survivors = ops.logical_and(flat_mask, ops.logical_not(dropped))
+    grown = top_n_mask(ops.abs(_flat(scores, "float32")), ops.logical_not(survivors), n)
+    return (ops.reshape(survivors, shape),
+            ops.reshape(ops.logical_or(survivors, grown), shape))
 
 
 def random_grow(mask, n, seed=None):
@@ -177,7 +244,7 @@ def global_magnitude_masks(weights, density):
     total = sum(sizes)
     keep = min(total, max(1, round(density * total)))
     magnitude = ops.abs(ops.concatenate(flats))
-    kept = _set_positions(ops.zeros((total,), "bool"), _top(magnitude, keep), True)
+    kept = top_n_mask(magnitude, ops.ones((total,), "bool"), keep)
     masks, offset = [], 0
     for w, size in zip(weights, sizes):
         masks.append(ops.reshape(kept[offset : offset + size], ops.shape(w)))

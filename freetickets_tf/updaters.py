@@ -6,7 +6,13 @@ active weights die (`drop`), how inactive positions are scored for growth
 dropped weights zeroed, grown weights start at zero, their optimizer slots
 reset, the explored record extended. It also says what it needs (a growth
 batch for the dense gradient, momentum slots) and what one update costs
-beyond the training steps (`update_flops`, SPEC §6).
+beyond the training steps (`update_flops`, SPEC §6). `update` does it for
+every kernel of a model with two host reads in all (the active counts
+before, the moved count after); under magnitude death each layer is one
+compiled program (`backend.compile_array_function`) around
+`topology.drop_and_grow`, whose selection is exact and sort-free
+(`topology.top_n_mask`). A rule with its own `drop` or `grow` runs them
+eagerly instead.
 
 `SET` drops by magnitude (or SET's rule) and grows at random; `RigL(SET)`
 and `MomentumGrowth(SET)` override only the growth scores, as jaxpruner's
@@ -22,8 +28,12 @@ Example:
 ...     data=(x, y), growth=updater, update_frequency=100)
 """
 
+import math
+
+import keras
 from keras import ops
 
+from freetickets_tf import backend
 from freetickets_tf import optimizer_slots
 from freetickets_tf import topology
 from freetickets_tf._validation import check_choice
@@ -31,6 +41,39 @@ from freetickets_tf._validation import check_choice
 # How active weights die: smallest magnitude (RigL, the original), or SET's
 # rule (the smallest positive and the largest negative weights).
 DEATH_RULES = {"magnitude": topology.magnitude_prune, "set": topology.set_prune}
+
+
+def _write_back(kernel, old_mask, explored, survivors, new_mask):
+    """What an update writes, given its masks: the kernel zeroed outside the
+    survivors (dropped weights die, grown ones start at zero), the explored
+    record, the grown positions (regrown right after being dropped counts
+    as grown: they restart from zero too, as RigL) and the moved count."""
+    grown = ops.logical_and(new_mask, ops.logical_not(survivors))
+    moved = ops.sum(ops.cast(ops.logical_and(new_mask, ops.logical_not(old_mask)), "int32"))
+    return (ops.where(survivors, kernel, ops.zeros_like(kernel)),
+            ops.logical_or(explored, new_mask), grown, moved)
+
+
+def _magnitude_rewire(kernel, mask, explored, scores, n):
+    survivors, new_mask = topology.drop_and_grow(kernel, mask, scores, n)
+    kernel, explored, grown, moved = _write_back(kernel, mask, explored, survivors, new_mask)
+    return kernel, new_mask, explored, grown, moved
+
+
+# Kernels from this size on are updated by an XLA program on TensorFlow:
+# there it halves the update, while compiling a small kernel's program
+# would take longer than all its updates.
+XLA_MIN_SIZE = 1 << 16
+_COMPILED = {}
+
+
+def _compiled_magnitude_rewire(size):
+    """The update of one layer of `size` weights under magnitude death,
+    compiled for the backend in use (built on first use)."""
+    key = (keras.backend.backend(), size >= XLA_MIN_SIZE)
+    if key not in _COMPILED:
+        _COMPILED[key] = backend.compile_array_function(_magnitude_rewire, xla=key[1])
+    return _COMPILED[key]
 
 
 class SET:
@@ -102,27 +145,60 @@ class SET:
         Returns:
             The number of positions active now that were not before.
         """
-        mk = masked_kernel
-        # A snapshot: on TensorFlow `.value` is the live variable, which the
-        # assignments below would change under our feet.
-        mask = ops.copy(mk.mask.value)
-        if skip_dense and int(ops.convert_to_numpy(ops.all(mask))):
-            return 0
-        n = topology.drop_count(mask, death_rate)
-        if n == 0:
-            return 0
-        survivors = self.drop(mk.kernel.value, mask, n)
-        new_mask = self.grow(survivors, scores, n, seed)
-        # Positions regrown right after being dropped count as grown: they
-        # restart from zero too (RigL).
-        grown = ops.logical_and(new_mask, ops.logical_not(survivors))
-        mk.kernel.assign(ops.where(survivors, mk.kernel.value,
-                                   ops.zeros_like(mk.kernel.value)))
-        mk.mask.assign(new_mask)
-        mk.explored.assign(ops.logical_or(mk.explored.value, new_mask))
+        return self.update([masked_kernel], death_rate, [scores], [seed], [slots],
+                           skip_dense)
+
+    def update(self, masked_kernels, death_rate, scores, seeds, slots, skip_dense=True):
+        """`rewire` for every kernel of a model at once: two host reads in
+        all (the active counts before, the moved count after), the rest on
+        the device.
+
+        Args:
+            masked_kernels: The `MaskedKernel`s.
+            death_rate: Fraction of each kernel's active weights to move.
+            scores: One growth-score array (or None: random) per kernel.
+            seeds: One random-growth seed per kernel.
+            slots: One sequence of optimizer slots to reset per kernel.
+            skip_dense: As in `rewire`.
+
+        Returns:
+            The number of positions active now that were not before, summed.
+        """
+        counts = ops.stack([ops.sum(ops.cast(mk.mask.value, "int32"))
+                            for mk in masked_kernels])
+        moved = []
+        for mk, active, kernel_scores, seed, kernel_slots in zip(
+                masked_kernels, ops.convert_to_numpy(counts).tolist(), scores, seeds, slots):
+            if skip_dense and active == math.prod(mk.mask.shape):
+                continue
+            n = topology.moved_count(active, death_rate)
+            if n:
+                moved.append(self._rewire(mk, n, kernel_scores, seed, kernel_slots))
+        return int(ops.convert_to_numpy(ops.sum(ops.stack(moved)))) if moved else 0
+
+    def _rewire(self, mk, n, scores, seed, slots):
+        """Moves `n` weights of `mk`; returns how many (a device scalar)."""
+        if type(self).drop is SET.drop and type(self).grow is SET.grow and (
+                self.death == "magnitude"):
+            if scores is None:  # as `topology.random_grow` draws them
+                scores = keras.random.uniform(ops.shape(mk.mask.value), seed=seed)
+            rewire = _compiled_magnitude_rewire(math.prod(mk.mask.shape))
+            kernel, mask, explored, grown, moved = rewire(
+                mk.kernel.value, mk.mask.value, mk.explored.value, scores,
+                ops.convert_to_tensor(n, "int32"))
+        else:  # a rule of its own: its `drop` and `grow`, eagerly
+            # A snapshot: on TensorFlow `.value` is the live variable.
+            old = ops.copy(mk.mask.value)
+            survivors = self.drop(mk.kernel.value, old, n)
+            mask = self.grow(survivors, scores, n, seed)
+            kernel, explored, grown, moved = _write_back(
+                mk.kernel.value, old, mk.explored.value, survivors, mask)
+        mk.kernel.assign(kernel)
+        mk.mask.assign(mask)
+        mk.explored.assign(explored)
         for slot in slots:
             slot.assign(ops.where(grown, ops.zeros_like(slot.value), slot.value))
-        return topology.count_active(ops.logical_and(new_mask, ops.logical_not(mask)))
+        return moved
 
     def check_model(self, model):
         """Raises `ValueError` if `model` cannot give what this rule needs."""

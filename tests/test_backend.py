@@ -163,10 +163,13 @@ def test_masks_in_forward_pass_only_on_jax():
     assert has_constraint == (keras.backend.backend() != "jax")
 
 
-@pytest.mark.parametrize("n", [1, 3, 5])
-def test_top_k_indices_puts_the_lower_index_first_among_ties(n):
-    scores = np.array([1.0, 3.0, 3.0, -np.inf, 3.0, 1.0, 0.0], "float32")
-    expected = [1, 2, 4, 0, 5][:n]
-    for _ in range(3):
-        found = backend.top_k_indices(ops.convert_to_tensor(scores), n)
-        assert _np(found).tolist() == expected
+def test_compiled_array_functions_equal_the_plain_ones():
+    def fn(x, n):
+        return ops.where(ops.arange(4) < n, x * 2.0, ops.zeros_like(x))
+
+    compiled = backend.compile_array_function(fn)
+    x = ops.convert_to_tensor(np.array([1.0, -2.0, 3.0, 4.0], "float32"))
+    for n in (1, 3):  # one program for both counts, passed as tensors
+        expected = _np(fn(x, ops.convert_to_tensor(n, "int32")))
+        np.testing.assert_array_equal(_np(compiled(x, ops.convert_to_tensor(n, "int32"))),
+                                      expected)

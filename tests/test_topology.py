@@ -443,3 +443,51 @@ def test_global_magnitude_masks_ties_go_to_the_lower_index():
     masks = topology_module.global_magnitude_masks([np.ones(3), np.ones(2)], 0.4)
     assert [keras.ops.convert_to_numpy(m).tolist() for m in masks] == [
         [True, True, False], [False, False]]
+
+
+# --------------------------------------------------------------------------
+# top_n_mask: the selection under every drop and grow
+# --------------------------------------------------------------------------
+
+def _reference_top_n(scores, eligible, n):
+    """numpy: the n largest eligible scores, the lower index first among ties."""
+    order = np.lexsort((np.arange(scores.size), -scores, ~eligible))  # eligible first
+    chosen = np.zeros(scores.size, bool)
+    chosen[order[:n]] = True
+    return chosen
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "signed_zeros", "extremes"])
+@pytest.mark.parametrize("n", [0, 1, 7, 200, 500])
+def test_top_n_mask_matches_the_reference(kind, n):
+    rng = np.random.default_rng(n)
+    scores = {
+        "normal": rng.normal(size=600),
+        "ties": np.round(rng.normal(size=600)),                    # few distinct values
+        "signed_zeros": rng.choice([-0.0, 0.0, 1.0, -1.0], 600),   # -0.0 == 0.0
+        "extremes": rng.choice([np.inf, -np.inf, 3e38, -3e38, 1e-45, -1e-45, 0.0], 600),
+    }[kind].astype("float32")
+    eligible = rng.random(600) < 0.9
+    got = np.asarray(keras.ops.convert_to_numpy(topology_module.top_n_mask(
+        scores, eligible, keras.ops.convert_to_tensor(n, "int32"))))
+    assert got.sum() == n
+    np.testing.assert_array_equal(got, _reference_top_n(scores, eligible, n))
+
+
+def test_top_n_mask_can_take_every_eligible_position():
+    scores = np.array([5.0, -1.0, 2.0, 2.0], "float32")
+    eligible = np.array([True, False, True, True])
+    got = keras.ops.convert_to_numpy(topology_module.top_n_mask(scores, eligible, 3))
+    assert got.tolist() == [True, False, True, True]
+
+
+def test_drop_and_grow_equals_prune_then_grow():
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(6, 7)).astype("float32")
+    mask = rng.random((6, 7)) < 0.4
+    g = rng.normal(size=(6, 7)).astype("float32")
+    n = drop_count(mask, 0.5)
+    survivors, new_mask = topology_module.drop_and_grow(w, mask, g, n)
+    want_survivors = magnitude_prune(w, mask, n)
+    np.testing.assert_array_equal(_np(survivors), _np(want_survivors))
+    np.testing.assert_array_equal(_np(new_mask), _np(grow(want_survivors, g, n)))

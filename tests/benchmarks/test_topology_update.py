@@ -59,3 +59,14 @@ def test_bad_arguments_name_the_flag():
         bench.parse_args(["--backends", "tensorflow,mxnet"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--death_rate", "1.5"])
+
+
+def test_exact_reference_breaks_ties_as_the_library():
+    bench = _load_benchmark()
+    w6 = np.array([0.2, -0.2, 0.2, 0.9, 0.0, 0.0], "float32")  # equal magnitudes
+    mask6 = np.array([True, True, True, True, False, False])
+    g6 = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0], "float32")
+    (new6,), _ = bench.numpy_update([w6], [mask6], [g6], 0.5, exact=True)
+    # Two die: the lower indices among the equal |0.2|; two grow: the equal
+    # |g| at 4 and 5 (the only inactive positions left with a score).
+    assert new6.tolist() == [False, False, True, True, True, True]
