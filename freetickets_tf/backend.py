@@ -20,9 +20,10 @@ backend (TensorFlow, JAX or PyTorch):
   a stale (or placeholder) mask, so masked layers mask their kernel in the
   forward pass instead (`masks_in_forward_pass`).
 
-Two helpers smooth over the rest: `compile_array_function` compiles a pure
+Three helpers smooth over the rest: `compile_array_function` compiles a pure
 `keras.ops` function the way the backend does best (the topology update);
-and features of one backend only (SavedModel export) call `require_backend`,
+`nth_largest_key` selects the update's threshold the way each backend does
+it fastest; and features of one backend only (SavedModel export) call `require_backend`,
 whose error names the backend in use and the alternative.
 """
 
@@ -77,6 +78,37 @@ def compile_array_function(fn, xla=True):
 
         return jax.jit(fn)
     return fn
+
+
+def nth_largest_key(key, eligible, n):
+    """The `n`-th largest of the int32 `key`s at the `eligible` positions
+    (1-D; `1 <= n <=` the number eligible; for `n == 0` any value above
+    every key would do, and the int32 maximum is returned).
+
+    On PyTorch, `torch.kthvalue` (a quickselect: about 3x faster there than
+    the loop below run eagerly; it reads `n` on the host). Elsewhere it is
+    built bit by bit from the top, sign first: keep each bit while at least
+    `n` eligible keys are `>=` the threshold, 32 counting passes, each
+    O(size), compiled with the rest of the update.
+    """
+    ops = keras.ops
+    if keras.backend.backend() == "torch":
+        import torch
+
+        n = int(n)
+        if n == 0:
+            return torch.tensor(2**31 - 1, dtype=torch.int32, device=key.device)
+        filled = torch.where(eligible, key, torch.full_like(key, -(2**31)))
+        return torch.kthvalue(filled, filled.numel() - n + 1).values
+
+    def at_least_n(threshold):
+        return ops.sum(ops.cast(ops.logical_and(eligible, key >= threshold), "int32")) >= n
+
+    threshold = ops.cast(ops.where(at_least_n(0), 0, -(2**31)), "int32")
+    for bit in range(30, -1, -1):
+        candidate = threshold + (1 << bit)  # bit `bit` of `threshold` is 0: no overflow
+        threshold = ops.where(at_least_n(candidate), candidate, threshold)
+    return threshold
 
 
 def masks_in_forward_pass():

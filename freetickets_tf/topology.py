@@ -24,6 +24,8 @@ import math
 import keras
 from keras import ops
 
+from freetickets_tf import backend
+
 
 def count_active(mask):
     """Number of True entries of a boolean mask, as a Python int."""
@@ -61,12 +63,10 @@ def top_n_mask(scores, eligible, n):
     """The `n` largest `scores` among the `eligible` positions, as a mask;
     among equal scores the lower index is taken, as `top_k` does.
 
-    Exact and sort-free: the threshold `t`, the `n`-th largest key, is built
-    bit by bit from the top (sign first, then bits 30..0), keeping each bit
-    while at least `n` eligible keys are `>= t`; 32 counting passes over the
-    array, each O(size). Then every eligible key `> t` is taken (fewer than
-    `n`), and of the keys equal to `t` the first ones by index, as many as
-    are missing (a prefix count). `n` may be a tensor (one compiled program
+    Exact and sort-free: the threshold `t`, the `n`-th largest eligible key
+    (`backend.nth_largest_key`, O(size)), then every eligible key `> t`
+    (fewer than `n`), and of the keys equal to `t` the first ones by index,
+    as many as are missing (a prefix count). `n` may be a tensor (one compiled program
     for every count); it must not exceed the number of eligible positions.
 
     Args:
@@ -86,14 +86,7 @@ def top_n_mask(scores, eligible, n):
     """
     key = _order_key(scores)
     eligible = ops.cast(eligible, "bool")
-
-    def at_least_n(threshold):
-        return ops.sum(ops.cast(ops.logical_and(eligible, key >= threshold), "int32")) >= n
-
-    threshold = ops.cast(ops.where(at_least_n(0), 0, -(2**31)), "int32")
-    for bit in range(30, -1, -1):
-        candidate = threshold + (1 << bit)  # bit `bit` of `threshold` is 0: no overflow
-        threshold = ops.where(at_least_n(candidate), candidate, threshold)
+    threshold = backend.nth_largest_key(key, eligible, n)
     above = ops.logical_and(eligible, key > threshold)
     tied = ops.logical_and(eligible, key == threshold)
     missing = n - ops.sum(ops.cast(above, "int32"))
