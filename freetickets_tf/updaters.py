@@ -62,18 +62,58 @@ def _magnitude_rewire(kernel, mask, explored, scores, n):
 
 # Kernels from this size on are updated by an XLA program on TensorFlow:
 # there it halves the update, while compiling a small kernel's program
-# would take longer than all its updates.
-XLA_MIN_SIZE = 1 << 16
+# would take longer than all its updates (`backend.compile_array_function`).
+LARGE_KERNEL = 1 << 16
 _COMPILED = {}
+
+
+def _padded_size(size):
+    """The length a kernel of `size` weights is padded to for a compiled
+    update: 4, 5, 6 or 7 times a power of two (at least 1,024), at most 25%
+    more, so that kernels of nearby sizes share one compiled program."""
+    if size <= 1024:
+        return 1024
+    step = 1 << (size.bit_length() - 3)
+    return -(-size // step) * step
+
+
+def _pad(x, length, value):
+    flat = ops.reshape(x, (-1,))
+    extra = length - ops.shape(flat)[0]
+    return ops.concatenate([flat, ops.full((extra,), value, dtype=flat.dtype)]) if extra else flat
 
 
 def _compiled_magnitude_rewire(size):
     """The update of one layer of `size` weights under magnitude death,
-    compiled for the backend in use (built on first use)."""
-    key = (keras.backend.backend(), size >= XLA_MIN_SIZE)
+    compiled for the backend in use (built on first use), and the length
+    its arrays are padded to (None: not padded)."""
+    name = keras.backend.backend()
+    large = size >= LARGE_KERNEL
+    compiled = name == "jax" or (name == "tensorflow" and large)
+    key = (name, large)
     if key not in _COMPILED:
-        _COMPILED[key] = backend.compile_array_function(_magnitude_rewire, xla=key[1])
-    return _COMPILED[key]
+        _COMPILED[key] = backend.compile_array_function(_magnitude_rewire, large=large)
+    return _COMPILED[key], _padded_size(size) if compiled else None
+
+
+def _magnitude_rewire_padded(mk, scores, n):
+    """`_magnitude_rewire` of `mk`'s variables, padded for the compiled
+    program: the padding is active with infinite magnitude, so that it is
+    never dropped (n never exceeds the real active weights) nor eligible to
+    grow, and it sits after every real position (ties unchanged)."""
+    shape = mk.mask.shape
+    size = math.prod(shape)
+    rewire, length = _compiled_magnitude_rewire(size)
+    arrays = (mk.kernel.value, mk.mask.value, mk.explored.value, scores)
+    if length is not None:
+        arrays = (_pad(arrays[0], length, float("inf")), _pad(arrays[1], length, True),
+                  _pad(arrays[2], length, True), _pad(ops.cast(arrays[3], "float32"),
+                                                      length, 0.0))
+    kernel, mask, explored, grown, moved = rewire(*arrays, ops.convert_to_tensor(n, "int32"))
+    if length is not None:
+        kernel, mask, explored, grown = (ops.reshape(x[:size], shape)
+                                         for x in (kernel, mask, explored, grown))
+    return kernel, mask, explored, grown, moved
 
 
 class SET:
@@ -182,10 +222,7 @@ class SET:
                 self.death == "magnitude"):
             if scores is None:  # as `topology.random_grow` draws them
                 scores = keras.random.uniform(ops.shape(mk.mask.value), seed=seed)
-            rewire = _compiled_magnitude_rewire(math.prod(mk.mask.shape))
-            kernel, mask, explored, grown, moved = rewire(
-                mk.kernel.value, mk.mask.value, mk.explored.value, scores,
-                ops.convert_to_tensor(n, "int32"))
+            kernel, mask, explored, grown, moved = _magnitude_rewire_padded(mk, scores, n)
         else:  # a rule of its own: its `drop` and `grow`, eagerly
             # A snapshot: on TensorFlow `.value` is the live variable.
             old = ops.copy(mk.mask.value)

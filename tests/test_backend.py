@@ -167,9 +167,10 @@ def test_compiled_array_functions_equal_the_plain_ones():
     def fn(x, n):
         return ops.where(ops.arange(4) < n, x * 2.0, ops.zeros_like(x))
 
-    compiled = backend.compile_array_function(fn)
     x = ops.convert_to_tensor(np.array([1.0, -2.0, 3.0, 4.0], "float32"))
-    for n in (1, 3):  # one program for both counts, passed as tensors
-        expected = _np(fn(x, ops.convert_to_tensor(n, "int32")))
-        np.testing.assert_array_equal(_np(compiled(x, ops.convert_to_tensor(n, "int32"))),
-                                      expected)
+    for large in (True, False):
+        compiled = backend.compile_array_function(fn, large=large)
+        for n in (1, 3):  # one program for both counts, passed as tensors
+            expected = _np(fn(x, ops.convert_to_tensor(n, "int32")))
+            np.testing.assert_array_equal(
+                _np(compiled(x, ops.convert_to_tensor(n, "int32"))), expected)

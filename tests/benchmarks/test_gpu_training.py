@@ -1,14 +1,10 @@
 """`benchmarks/gpu_training.py` on a tiny Wide ResNet, in this process."""
 
-import importlib.util
 import json
 import math
-import pathlib
 
 import keras
 import pytest
-
-SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "gpu_training.py"
 
 # A tiny Wide ResNet on TensorFlow (~10 s on 2 idle CPU cores). JAX compiles
 # the train step, the gradient pass and every eager op of the update for each
@@ -19,15 +15,8 @@ TINY = ["--model", MODEL, "--batch_size", "8", "--steps", "2",
         "--warmup", "1", "--repeats", "2", "--update_repeats", "1"]
 
 
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("gpu_training_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tiny_run_prints_one_json_object(capsys):
-    returned = _load_benchmark().main(TINY + ["--precisions", "float32"])
+def test_tiny_run_prints_one_json_object(capsys, load_benchmark):
+    returned = load_benchmark("gpu_training").main(TINY + ["--precisions", "float32"])
     result = json.loads(capsys.readouterr().out)
     assert result == json.loads(json.dumps(returned))
 
@@ -62,8 +51,8 @@ def test_tiny_run_prints_one_json_object(capsys):
         assert isinstance(goal["met"], bool)
 
 
-def test_goals_are_comparable_only_for_the_goal_setting():
-    benchmark = _load_benchmark()
+def test_goals_are_comparable_only_for_the_goal_setting(load_benchmark):
+    benchmark = load_benchmark("gpu_training")
     args = benchmark.parse_args([])
     assert (args.model, args.batch_size, args.precisions) == (
         "wrn-28-10", 128, ["float32", "mixed_bfloat16"])
@@ -83,8 +72,8 @@ def test_goals_are_comparable_only_for_the_goal_setting():
     assert not any(g["comparable"] for g in benchmark.goals(args, cpu))
 
 
-def test_bad_flags_are_usage_errors(capsys):
-    benchmark = _load_benchmark()
+def test_bad_flags_are_usage_errors(capsys, load_benchmark):
+    benchmark = load_benchmark("gpu_training")
     with pytest.raises(SystemExit):
         benchmark.parse_args(["--precisions", "float32,float16"])
     assert "--precisions" in capsys.readouterr().err

@@ -1,22 +1,12 @@
 """`benchmarks/input_pipeline.py` in-process on tiny settings."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "input_pipeline.py"
 TINY = ["--examples", "96", "--batch_size", "16", "--model", "wrn-10-1",
         "--steps", "1", "--repeats", "1"]
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("input_pipeline_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _check(result, printed, examples, source):
@@ -33,26 +23,26 @@ def _check(result, printed, examples, source):
     assert result["environment"]["backend"] == "tensorflow"
 
 
-def test_synthetic_run(capsys):
-    result = _load_benchmark().main(["--synthetic", *TINY])
+def test_synthetic_run(capsys, load_benchmark):
+    result = load_benchmark("input_pipeline").main(["--synthetic", *TINY])
     _check(result, capsys.readouterr().out, 96, "synthetic")
     assert result["pipeline_batches"] == 6  # the whole epoch
 
 
-def test_npz_run(tmp_path, capsys):
+def test_npz_run(tmp_path, capsys, load_benchmark):
     rng = np.random.default_rng(0)
     path = tmp_path / "tiny.npz"
     np.savez(path, x_train=rng.integers(0, 256, (80, 28, 28), dtype=np.uint8),
              y_train=rng.integers(0, 10, 80).astype("uint8"),
              x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.zeros(2, np.uint8))
-    result = _load_benchmark().main(["--data", str(path), *TINY,
+    result = load_benchmark("input_pipeline").main(["--data", str(path), *TINY,
                                      "--pipeline_batches", "2"])
     _check(result, capsys.readouterr().out, 80, "tiny.npz")
     assert result["pipeline_batches"] == 2
 
 
-def test_bad_flags():
-    module = _load_benchmark()
+def test_bad_flags(load_benchmark):
+    module = load_benchmark("input_pipeline")
     with pytest.raises(SystemExit):
         module.parse_args(["--steps", "0"])
     with pytest.raises(SystemExit):

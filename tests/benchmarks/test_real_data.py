@@ -1,20 +1,9 @@
 """`benchmarks/real_data.py --quick` on a tiny data set the test writes itself."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
-
-SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "real_data.py"
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("real_data_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _tiny_npz(tmp_path):
@@ -29,10 +18,10 @@ def _tiny_npz(tmp_path):
     return data
 
 
-def test_quick_run_reports_every_method(tmp_path, capsys):
+def test_quick_run_reports_every_method(tmp_path, capsys, load_benchmark):
     data = _tiny_npz(tmp_path)
     out = tmp_path / "out"
-    _load_benchmark().main(["--data", str(data), "--quick", "--verbose", "0",
+    load_benchmark("real_data").main(["--data", str(data), "--quick", "--verbose", "0",
                             "--output_dir", str(out)])
     printed = capsys.readouterr().out
     document = json.loads((tmp_path / "out_quick" / "results.json").read_text())
@@ -53,9 +42,9 @@ def test_quick_run_reports_every_method(tmp_path, capsys):
     assert table.strip() in printed
 
 
-def test_methods_subset_trains_dense_alone(tmp_path, capsys):
+def test_methods_subset_trains_dense_alone(tmp_path, capsys, load_benchmark):
     data = _tiny_npz(tmp_path)
-    _load_benchmark().main(["--data", str(data), "--quick", "--verbose", "0",
+    load_benchmark("real_data").main(["--data", str(data), "--quick", "--verbose", "0",
                             "--methods", "edst,dense", "--test_subset", "40",
                             "--update_end_fraction", "0.75",
                             "--output_dir", str(tmp_path / "out")])
@@ -67,8 +56,8 @@ def test_methods_subset_trains_dense_alone(tmp_path, capsys):
         "dense", "edst"]
 
 
-def test_presets_and_flags_say_what_changed_from_the_original():
-    benchmark = _load_benchmark()
+def test_presets_and_flags_say_what_changed_from_the_original(load_benchmark):
+    benchmark = load_benchmark("real_data")
     args = benchmark.parse_args(["--data", "x.npz"])
     assert (args.preset, args.model, args.epochs, args.lr) == ("long", "mlp-cifar10", 150, 0.1)
     assert args.output_dir == "benchmarks/runs/real_data_long_seed0"
@@ -82,23 +71,23 @@ def test_presets_and_flags_say_what_changed_from_the_original():
     assert (config.optimizer.weight_decay_mode, config.sparsity.rescale_init) == ("decoupled", True)
 
 
-def test_digits_out_of_distribution_set_is_laid_out_as_mnist():
-    digits = _load_benchmark().digits_as_mnist()
+def test_digits_out_of_distribution_set_is_laid_out_as_mnist(load_benchmark):
+    digits = load_benchmark("real_data").digits_as_mnist()
     assert digits.shape == (1797, 28, 28, 1) and digits.dtype == np.float32
     assert 0 <= digits.min() and digits.max() <= 1
     assert not digits[:, :4].any() and not digits[:, -4:].any()  # a 20x20 centre
-    padded = _load_benchmark().digits_as_mnist((32, 32, 3))
+    padded = load_benchmark("real_data").digits_as_mnist((32, 32, 3))
     np.testing.assert_array_equal(padded[:, 2:30, 2:30, 1], digits[..., 0])
 
 
-def test_unknown_method_is_a_usage_error(tmp_path, capsys):
+def test_unknown_method_is_a_usage_error(tmp_path, capsys, load_benchmark):
     with pytest.raises(SystemExit):
-        _load_benchmark().main(["--data", "x.npz", "--methods", "dense,magic"])
+        load_benchmark("real_data").main(["--data", "x.npz", "--methods", "dense,magic"])
     assert "--methods: unknown ['magic']" in capsys.readouterr().err
 
 
-def test_test_subset_is_a_random_sample_of_a_sorted_test_set(tmp_path):
-    benchmark = _load_benchmark()
+def test_test_subset_is_a_random_sample_of_a_sorted_test_set(tmp_path, load_benchmark):
+    benchmark = load_benchmark("real_data")
     args = benchmark.parse_args(["--data", str(_tiny_npz(tmp_path)), "--quick",
                                  "--test_subset", "30"])
     _, _, (x_test, y_test) = benchmark.load(args)

@@ -1,25 +1,14 @@
 """`benchmarks/topology_update.py`: its NumPy reference against a hand-made
 case, and one in-process run of a tiny Wide ResNet."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[2] / "benchmarks" / "topology_update.py"
 
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("topology_update_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_numpy_reference_by_hand():
-    bench = _load_benchmark()
+def test_numpy_reference_by_hand(load_benchmark):
+    bench = load_benchmark("topology_update")
     w = np.array([[0.5, -0.1, 0.0], [2.0, 0.3, 0.0]], "float32")
     mask = np.array([[True, True, False], [True, True, False]])
     g = np.array([[0.0, 0.0, 9.0], [0.0, 0.0, 1.0]], "float32")
@@ -33,8 +22,8 @@ def test_numpy_reference_by_hand():
     assert untouched is dense  # a layer at density 1 is left alone
 
 
-def test_one_backend_in_process(capsys):
-    bench = _load_benchmark()
+def test_one_backend_in_process(capsys, load_benchmark):
+    bench = load_benchmark("topology_update")
     args = bench.parse_args(["--single", "tensorflow", "--models", "wrn-10-1",
                              "--batch_size", "4", "--repeats", "1"])
     result = bench.main(["--single", "tensorflow", "--models", "wrn-10-1",
@@ -53,16 +42,16 @@ def test_one_backend_in_process(capsys):
                                          "update_with_gradient_in_steps <= 1.2"}
 
 
-def test_bad_arguments_name_the_flag():
-    bench = _load_benchmark()
+def test_bad_arguments_name_the_flag(load_benchmark):
+    bench = load_benchmark("topology_update")
     with pytest.raises(SystemExit):
         bench.parse_args(["--backends", "tensorflow,mxnet"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--death_rate", "1.5"])
 
 
-def test_exact_reference_breaks_ties_as_the_library():
-    bench = _load_benchmark()
+def test_exact_reference_breaks_ties_as_the_library(load_benchmark):
+    bench = load_benchmark("topology_update")
     w6 = np.array([0.2, -0.2, 0.2, 0.9, 0.0, 0.0], "float32")  # equal magnitudes
     mask6 = np.array([True, True, True, True, False, False])
     g6 = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0], "float32")
