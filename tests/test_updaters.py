@@ -127,3 +127,26 @@ def test_a_custom_growth_rule_in_a_few_lines(mlp, toy_data, compile_model):
             continue
         # Every newly active position lies beyond every position left inactive.
         assert np.flatnonzero(new & ~old).min() > np.flatnonzero(~new).max()
+
+
+@pytest.mark.parametrize("units", [7, 300])  # 2,100 and 90,000 weights: padded or not, XLA or not
+def test_the_compiled_update_equals_the_plain_drop_and_grow(units):
+    from freetickets_tf import topology
+
+    def host(x):
+        return np.asarray(keras.ops.convert_to_numpy(x))
+
+    model = keras.Sequential([keras.Input((300,)), keras.layers.Dense(units)])
+    mk = ft.masked_kernels(ft.sparsify(model, 0.2, seed=0))[0]
+    rng = np.random.default_rng(units)
+    # Few distinct values: many ties, broken by the lower index.
+    mk.kernel.assign(np.round(rng.normal(size=mk.kernel.shape) * 4).astype("float32"))
+    scores = np.round(rng.normal(size=mk.kernel.shape) * 4).astype("float32")
+    kernel, mask = _np(mk.kernel), _np(mk.mask)
+    n = topology.drop_count(mask, 0.3)
+    survivors = host(topology.magnitude_prune(kernel, mask, n))
+    want = host(topology.grow(survivors, scores, n))
+    moved = updaters.RigL().update([mk], 0.3, [scores], [0], [()])
+    np.testing.assert_array_equal(_np(mk.mask), want)
+    np.testing.assert_array_equal(_np(mk.kernel), np.where(survivors, kernel, 0.0))
+    assert moved == int((want & ~mask).sum())
