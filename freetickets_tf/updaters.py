@@ -89,11 +89,10 @@ def _compiled_magnitude_rewire(size):
     its arrays are padded to (None: not padded)."""
     name = keras.backend.backend()
     large = size >= LARGE_KERNEL
-    compiled = name == "jax" or (name == "tensorflow" and large)
     key = (name, large)
     if key not in _COMPILED:
         _COMPILED[key] = backend.compile_array_function(_magnitude_rewire, large=large)
-    return _COMPILED[key], _padded_size(size) if compiled else None
+    return _COMPILED[key], _padded_size(size) if name != "torch" else None
 
 
 def _magnitude_rewire_padded(mk, scores, n):
