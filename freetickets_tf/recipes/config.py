@@ -140,10 +140,6 @@ class EDSTConfig:
         for i, rate in enumerate(self.refinement_learning_rates or ()):
             check_positive(f"refinement_learning_rates[{i}]", rate)
 
-    @property
-    def is_default(self):
-        return self == EDSTConfig()
-
 
 @dataclasses.dataclass
 class PFConfig:
