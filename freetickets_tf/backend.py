@@ -124,7 +124,9 @@ def make_loss_gradient_fn(model, variables):
 
     The loss is the model's compiled loss in training mode. The pass leaves no
     trace: BatchNorm moving statistics, dropout seeds and loss metrics are
-    exactly as before. The gradient is dense, defined at the inactive
+    exactly as before. Under a `tf.distribute` strategy (the model's) each
+    replica takes the gradient of its shard of the batch and the replicas'
+    gradients are all-reduced into the whole batch's. The gradient is dense, defined at the inactive
     positions too: on TensorFlow and PyTorch the masked weights are zeros in
     the kernel, on JAX the forward pass masks them with a straight-through
     gradient.
@@ -161,7 +163,6 @@ def _tensorflow_loss_gradient_fn(model, variables):
     # back to chance without a word; refuse as the other backends must.
     _trainable_positions(model, variables)
 
-    @tf.function(reduce_retracing=True)
     def loss_gradients(x, y):
         with tf.GradientTape() as tape:
             with _no_trace_scope(model):
@@ -169,7 +170,47 @@ def _tensorflow_loss_gradient_fn(model, variables):
                 loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
         return tape.gradient(loss, variables)
 
-    return loss_gradients
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync == 1:
+        return tf.function(loss_gradients, reduce_retracing=True)
+    return _sharded_gradient_fn(strategy, loss_gradients)
+
+
+def _sharded_gradient_fn(strategy, loss_gradients):
+    """`loss_gradients` of a global batch under a `tf.distribute` strategy:
+    every replica (of every worker) takes the gradient on its own shard of
+    the batch, and the replicas' gradients are all-reduced, as in a train
+    step. The all-reduced sum is the same on every replica, so every worker
+    goes on to the same masks.
+
+    Inside a replica Keras scales the loss (the mean over the shard, plus
+    regularisers) by 1/replicas, so for equal shards the sum is the global
+    batch's gradient. A batch that does not split evenly (a short last batch)
+    weighs each shard's gradient by `replicas * shard / batch`, which keeps
+    the sum the global batch's mean loss and counts regularisers once.
+    """
+    import tensorflow as tf
+
+    from freetickets_tf import distribute
+
+    replicas = strategy.num_replicas_in_sync
+
+    @tf.function(reduce_retracing=True)
+    def all_reduced(x, y, batch):
+        def on_replica(x, y):
+            shard = tf.cast(tf.shape(keras.tree.flatten(x)[0])[0] * replicas, "float32")
+            weight = shard / tf.cast(batch, "float32")
+            gradients = [g * tf.cast(weight, g.dtype) for g in loss_gradients(x, y)]
+            return tf.distribute.get_replica_context().all_reduce("SUM", gradients)
+
+        reduced = strategy.run(on_replica, args=(x, y))
+        return [strategy.experimental_local_results(g)[0] for g in reduced]
+
+    def sharded_loss_gradients(x, y):
+        (x, y), batch = distribute.split_over_replicas(strategy, (x, y))
+        return all_reduced(x, y, batch)
+
+    return sharded_loss_gradients
 
 
 def _trainable_positions(model, variables):

@@ -5,11 +5,12 @@ strategy: models, masks and optimizers are created inside `strategy.scope()`,
 so mask variables are mirrored, and the topology update runs between steps
 in the cross-replica context, where assigning a mirrored variable writes the
 same value to every replica. The masks are therefore identical on all
-replicas after every update. The growth gradient is taken on the whole
-global growth batch, which is the mean (all-reduced) gradient of the
-replicas' equal shards of it; every worker of a multi-worker run draws the
-same growth batch (same seed and step) from the same data, so all workers
-compute the same gradient and the same masks.
+replicas after every update. Every worker of a multi-worker run draws the
+same growth batch (same seed and step) from the same data; each replica
+takes the growth gradient on its own shard of it (`split_over_replicas`)
+and the gradients are all-reduced, as in a train step, so the replicas
+share the gradient work and every worker grows by the same gradient to the
+same masks.
 
 Several machines: `get_strategy("multi_worker")` reads the cluster from the
 `TF_CONFIG` environment variable, like every `MultiWorkerMirroredStrategy`,
@@ -149,6 +150,35 @@ def check_batch_size(batch_size, strategy):
             f"split evenly over the {replicas} replicas of "
             f"{type(strategy).__name__}; use a multiple of {replicas}."
         )
+
+
+def split_over_replicas(strategy, batch):
+    """`batch` (a structure of arrays with one batch dimension) split into
+    one shard per replica of `strategy`, replica `i` of all of them (on
+    every worker) taking the `i`-th of `np.array_split`'s contiguous shards.
+
+    Returns:
+        `(per_replica_batch, batch_size)`: the shards as distributed values
+        for `strategy.run`, and the size of the whole batch.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    batch = keras.tree.map_structure(tf.convert_to_tensor, batch)
+    size = int(keras.tree.flatten(batch)[0].shape[0])
+    replicas = strategy.num_replicas_in_sync
+    if size < replicas:
+        raise ValueError(
+            f"A batch of {size} examples cannot be split over the {replicas} "
+            f"replicas of {type(strategy).__name__}: use a growth batch of at "
+            f"least {replicas} (a multiple of {replicas} keeps shards equal).")
+    bounds = np.cumsum([0] + [len(s) for s in np.array_split(np.arange(size), replicas)])
+
+    def shard(context):
+        i = context.replica_id_in_sync_group
+        return keras.tree.map_structure(lambda t: t[bounds[i]:bounds[i + 1]], batch)
+
+    return strategy.experimental_distribute_values_from_function(shard), size
 
 
 def _task(strategy):

@@ -4,7 +4,9 @@ Trains a small sparse model with dynamic sparse training under a
 `tf.distribute` strategy (or none), checks after every batch that each mask
 has the same value on every local replica, records a digest of all masks
 after every batch (to compare workers), and saves the final masks and
-kernels to an `.npz` file for the test to compare between runs.
+kernels to an `.npz` file for the test to compare between runs. Last, it
+takes the growth gradient of a batch of 64 and of 63 examples with a fresh
+gradient function, recording the batch size each replica's loss saw.
 
     python tests/distributed_worker.py OUT.npz --strategy mirrored --cpu_devices 2
     python tests/distributed_worker.py OUT0.npz --strategy multi_worker \
@@ -50,6 +52,14 @@ def main():
     x = rng.normal(size=(256, 16)).astype("float32")
     y = x[:, :4].argmax(axis=1).astype("int32")
     keras.utils.set_random_seed(0)
+    shard_sizes = []  # the batch size of each loss traced while recording
+
+    def probed_loss(y_true, y_pred):
+        if shard_sizes is not None:
+            shard_sizes.append(y_pred.shape[0])
+        return keras.losses.sparse_categorical_crossentropy(
+            y_true, y_pred, from_logits=True)
+
     with ft.distribute.scope(strategy):
         model = keras.Sequential([
             keras.Input((16,)),
@@ -61,7 +71,7 @@ def main():
         # The recipes' optimizer (coupled weight decay), under the strategy.
         sparse.compile(
             optimizer=ft.optimizers.TorchSGD(0.05, momentum=0.9, weight_decay=0.01),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            loss=probed_loss,
         )
     dst = ft.callbacks.DynamicSparsityCallback(
         data=(x, y), update_frequency=4, batch_size=64, seed=0)
@@ -89,8 +99,19 @@ def main():
     train = ft.data.from_arrays(x, y, batch_size=64, seed=0)
     sparse.fit(train.epochs(0, 3), steps_per_epoch=train.steps_per_epoch, epochs=3,
                callbacks=[dst, ReplicasAgree()], verbose=0)
+    # A fresh gradient function traces again, so the loss sees each shard.
+    growth = {}
+    for size in (64, 63):
+        del shard_sizes[:]
+        gradient_fn = ft.backend.make_loss_gradient_fn(
+            sparse, [mk.kernel for mk in ft.masked_kernels(sparse)])
+        gradients = gradient_fn(x[:size], y[:size])
+        growth[f"shards_{size}"] = sorted(set(shard_sizes))
+        growth.update({f"growth_{size}_{i}": np.asarray(g)
+                       for i, g in enumerate(gradients)})
     np.savez(
         args.out,
+        **growth,
         updates=dst.updates_done,
         replica_checks=ReplicasAgree.checks,
         mask_digests=np.array(ReplicasAgree.digests),

@@ -46,6 +46,22 @@ def _assert_same_training(a, b):
         np.testing.assert_allclose(a[name], b[name], atol=1e-5)
 
 
+def _assert_same_growth_gradients(a, b):
+    """The growth gradients of the 64- and 63-example batches agree: the
+    replicas' all-reduced shards give the whole batch's gradient."""
+    names = sorted(k for k in a if k.startswith("growth_"))
+    assert len(names) == 6 and names == sorted(k for k in b if k.startswith("growth_"))
+    for name in names:
+        assert np.abs(a[name]).max() > 0
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-7)
+
+
+@TENSORFLOW_ONLY
+def test_one_replica_takes_the_growth_gradient_on_the_whole_batch(one_replica_run):
+    assert one_replica_run["shards_64"].tolist() == [64]
+    assert one_replica_run["shards_63"].tolist() == [63]
+
+
 @pytest.fixture(scope="module")
 def one_replica_run(tmp_path_factory):
     if keras.backend.backend() != "tensorflow":
@@ -64,6 +80,11 @@ def test_two_replicas_match_one_replica_with_the_same_global_batch(
     assert two["replicas"] == 2
     assert two["replica_checks"] > 0  # masks compared on both replicas, each batch
     _assert_same_training(one_replica_run, two)
+    # Each replica takes the growth gradient on its half of the batch (an
+    # odd batch splits 32 + 31), and the sum is the whole batch's gradient.
+    assert two["shards_64"].tolist() == [32]
+    assert two["shards_63"].tolist() == [31, 32]
+    _assert_same_growth_gradients(one_replica_run, two)
 
 
 def _free_ports(count):
@@ -96,6 +117,13 @@ def test_two_workers_on_localhost_agree_and_match_one_replica(one_replica_run, t
     np.testing.assert_array_equal(chief["mask_digests"], one_replica_run["mask_digests"])
     _assert_same_training(chief, other)
     _assert_same_training(one_replica_run, chief)
+    # Each worker's replica takes its own shard of the growth batch, and the
+    # all-reduced gradient is the whole batch's, the same on both workers.
+    assert chief["shards_64"].tolist() == other["shards_64"].tolist() == [32]
+    assert chief["shards_63"].tolist() == [32] and other["shards_63"].tolist() == [31]
+    _assert_same_growth_gradients(one_replica_run, chief)
+    for name in (k for k in chief if k.startswith("growth_")):
+        np.testing.assert_array_equal(chief[name], other[name])
 
     # The ensemble recipe: the chief writes the run, the other worker its
     # own copy beside it (same tickets).
