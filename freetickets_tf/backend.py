@@ -20,10 +20,12 @@ backend (TensorFlow, JAX or PyTorch):
   a stale (or placeholder) mask, so masked layers mask their kernel in the
   forward pass instead (`masks_in_forward_pass`).
 
-Three helpers smooth over the rest: `compile_array_function` compiles a pure
+Four helpers smooth over the rest: `compile_array_function` compiles a pure
 `keras.ops` function the way the backend does best (the topology update);
 `nth_largest_key` selects the update's threshold the way each backend does
-it fastest; and features of one backend only (SavedModel export) call `require_backend`,
+it fastest; `distribute_batch` shards a growth batch over the devices of a
+JAX `keras.distribution` (tf.distribute's replicas shard theirs in
+`_sharded_gradient_fn`); and features of one backend only (SavedModel export) call `require_backend`,
 whose error names the backend in use and the alternative.
 """
 
@@ -246,7 +248,7 @@ def _jax_loss_gradient_fn(model, variables):
 
     def loss_gradients(x, y):
         # Batches from a tf.data pipeline arrive as TensorFlow tensors.
-        x, y = keras.tree.map_structure(np.asarray, (x, y))
+        x, y = distribute_batch(keras.tree.map_structure(np.asarray, (x, y)))
         # Read at call time: the callback has synced the trainer's live state
         # back into the variables by touching `callback.model`.
         grads = gradient(
@@ -260,6 +262,43 @@ def _jax_loss_gradient_fn(model, variables):
         return [grads[i] for i in wanted]
 
     return loss_gradients
+
+
+def distribute_batch(batch):
+    """JAX: `batch` (a structure of numpy arrays, the same global batch on
+    every process) laid out over the devices as the `keras.distribution` in
+    force lays out training data.
+
+    Under `keras.distribution.DataParallel` each device then holds its shard
+    of the batch, and a jitted gradient of it is each device's gradient on
+    its shard, summed by XLA's all-reduce: the global batch's gradient,
+    replicated like the variables, so every device grows the same masks.
+    Without a distribution, or for a batch that does not split evenly over
+    the devices of the batch axis (a short last batch), the arrays stay as
+    they are, and every device takes the whole batch's gradient.
+
+    Example:
+
+    >>> keras.distribution.set_distribution(keras.distribution.DataParallel())
+    >>> x, y = distribute_batch((x, y))  # x.sharding: one shard per device
+    """
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return batch
+    import jax
+
+    mesh = distribution.device_mesh
+    shards = mesh.shape[list(mesh.axis_names).index(distribution.batch_dim_name)]
+
+    def place(array):
+        if not array.ndim or array.shape[0] % (shards * jax.process_count()):
+            return array
+        layout = distribution.get_data_layout(array.shape).backend_layout
+        # Each process contributes its part of the global batch.
+        local = np.split(array, jax.process_count())[jax.process_index()]
+        return jax.make_array_from_process_local_data(layout, local)
+
+    return keras.tree.map_structure(place, batch)
 
 
 def _torch_loss_gradient_fn(model, variables):

@@ -11,6 +11,8 @@ gradient function, recording the batch size each replica's loss saw.
     python tests/distributed_worker.py OUT.npz --strategy mirrored --cpu_devices 2
     python tests/distributed_worker.py OUT0.npz --strategy multi_worker \
         --cluster 127.0.0.1:2001,127.0.0.1:2002 --task 0   # and --task 1
+    KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+        python tests/distributed_worker.py OUT.npz --distribution data_parallel
 """
 
 import argparse
@@ -25,6 +27,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--strategy", default="default")
+    parser.add_argument("--distribution", choices=["data_parallel"],
+                        help="JAX: keras.distribution.DataParallel over every device")
     parser.add_argument("--cpu_devices", type=int, default=None)
     parser.add_argument("--precision", default="float32")
     parser.add_argument("--cluster", help="comma-separated worker addresses")
@@ -47,6 +51,8 @@ def main():
         ft.distribute.use_cpu_devices(args.cpu_devices)
     keras.mixed_precision.set_global_policy(args.precision)
     strategy = ft.distribute.get_strategy(args.strategy)
+    if args.distribution:
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(256, 16)).astype("float32")
@@ -82,15 +88,19 @@ def main():
         digests = []
 
         def on_train_batch_end(self, batch, logs=None):
+            _ = self.model  # syncs JAX's live training state into the variables
             digest = hashlib.sha256()
             for mask in masks:
                 digest.update(np.asarray(mask).tobytes())
             ReplicasAgree.digests.append(digest.hexdigest())
             for mask in masks:
-                if strategy is None:
+                if strategy is not None:
+                    copies = strategy.experimental_local_results(mask.value)
+                elif args.distribution:  # a replicated jax.Array
+                    copies = [shard.data for shard in mask.value.addressable_shards]
+                else:
                     continue
-                copies = [np.asarray(v) for v in
-                          strategy.experimental_local_results(mask.value)]
+                copies = [np.asarray(v) for v in copies]
                 for copy in copies[1:]:
                     if not np.array_equal(copy, copies[0]):
                         raise AssertionError(f"replicas disagree on {mask.path}")
@@ -107,6 +117,11 @@ def main():
             sparse, [mk.kernel for mk in ft.masked_kernels(sparse)])
         gradients = gradient_fn(x[:size], y[:size])
         growth[f"shards_{size}"] = sorted(set(shard_sizes))
+        if args.distribution:  # JAX traces the global batch: the layout shows the shards
+            placed = ft.backend.distribute_batch((x[:size], y[:size]))[0]
+            growth[f"devices_{size}"] = [
+                getattr(shard, "data", placed).shape[0]
+                for shard in getattr(placed, "addressable_shards", [placed])]
         growth.update({f"growth_{size}_{i}": np.asarray(g)
                        for i, g in enumerate(gradients)})
     np.savez(
@@ -115,7 +130,8 @@ def main():
         updates=dst.updates_done,
         replica_checks=ReplicasAgree.checks,
         mask_digests=np.array(ReplicasAgree.digests),
-        replicas=ft.distribute.num_replicas(strategy),
+        replicas=(len(keras.distribution.list_devices()) if args.distribution
+                  else ft.distribute.num_replicas(strategy)),
         **{f"mask_{i}": np.asarray(mk.mask) for i, mk in enumerate(ft.masked_kernels(sparse))},
         **{f"kernel_{i}": np.asarray(mk.kernel)
            for i, mk in enumerate(ft.masked_kernels(sparse))},

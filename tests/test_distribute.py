@@ -1,6 +1,7 @@
 """Tests for `freetickets_tf.distribute`: strategies, masks across replicas
 and workers (in subprocesses, since devices are fixed once TF starts; the
-two workers of a multi-worker cluster are two processes on 127.0.0.1)."""
+two workers of a multi-worker cluster are two processes on 127.0.0.1), and
+JAX's `keras.distribution.DataParallel` over two host devices."""
 
 import os
 import socket
@@ -85,6 +86,26 @@ def test_two_replicas_match_one_replica_with_the_same_global_batch(
     assert two["shards_64"].tolist() == [32]
     assert two["shards_63"].tolist() == [31, 32]
     _assert_same_growth_gradients(one_replica_run, two)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution on JAX")
+def test_jax_data_parallel_on_two_devices_matches_one_device(tmp_path):
+    devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    runs = [_run_worker(tmp_path / "one.npz"),
+            _run_worker(tmp_path / "two.npz", "--distribution", "data_parallel",
+                        env=devices)]
+    for run in runs:
+        _finish(run)
+    one, two = _arrays(tmp_path / "one.npz"), _arrays(tmp_path / "two.npz")
+    assert one["replicas"] == 1 and two["replicas"] == 2
+    assert two["replica_checks"] > 0  # masks compared on both devices, each batch
+    np.testing.assert_array_equal(one["mask_digests"], two["mask_digests"])
+    _assert_same_training(one, two)
+    # The growth batch is laid out one shard per device; the gradient is the
+    # global batch's (a batch that does not split stays whole).
+    assert two["devices_64"].tolist() == [32, 32]
+    assert two["devices_63"].tolist() == [63]
+    _assert_same_growth_gradients(one, two)
 
 
 def _free_ports(count):
