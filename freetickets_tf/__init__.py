@@ -59,8 +59,8 @@ _EXPORTS = {
 _SUBMODULES = (
     "backend", "callbacks", "data", "densities", "distribute", "ensemble_model",
     "evaluation", "flops", "growth_batches", "io", "layers", "losses", "manifest",
-    "masking", "metrics", "models", "optimizers", "plots", "recipes", "schedules",
-    "serving", "tickets", "topology", "updaters",
+    "masking", "metrics", "models", "optimizers", "plots", "recipes", "running_scores",
+    "schedules", "serving", "tickets", "topology", "updaters",
 )
 
 # Names that were at the top level (or modules that were renamed): they

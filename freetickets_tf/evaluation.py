@@ -30,32 +30,33 @@ from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_int
 from freetickets_tf.data.preprocessing import apply_preprocessing
 from freetickets_tf.ensemble_model import EnsembleModel
+from freetickets_tf.running_scores import RunningDiversity
+from freetickets_tf.running_scores import RunningScores
 
 MODES = ("predict", "calibration", "disagreement", "kd", "ood", "corruption", "tsne")
 OOD_SCORES = ("max_probability", "entropy")
 
 
-def _scores(labels, probs, num_bins):
-    return {
-        "accuracy": metrics.accuracy(labels, probs),
-        "nll": metrics.nll(labels, probs),
-        "ece": metrics.ece(labels, probs, num_bins),
-        "brier": metrics.brier(labels, probs),
-    }
+def _with_member_probabilities(ensemble):
+    """`ensemble`, or a copy of it (sharing the members) that also returns
+    `member_probabilities`."""
+    if ensemble.return_member_probabilities:
+        return ensemble
+    return EnsembleModel(ensemble.members, ensemble.member_outputs,
+                         return_member_probabilities=True,
+                         preprocessing=ensemble.preprocessing)
 
 
 def ensemble_probabilities(ensemble, x, batch_size=256):
     """`(ensemble_probs, member_probs)` as numpy arrays, from one pass of the
     one-graph model: shapes `(N, K)` and `(M, N, K)`.
 
-    An ensemble built with `return_member_probabilities=True` is used as it
-    is; otherwise a copy that returns them is made (copying the members).
+    All of them are held in memory; `evaluate_ensemble` and `evaluate`
+    score batch by batch instead. An ensemble built with
+    `return_member_probabilities=True` is used as it is; otherwise a copy
+    that returns them is made (sharing the members).
     """
-    model = ensemble
-    if not ensemble.return_member_probabilities:
-        model = EnsembleModel(ensemble.members, ensemble.member_outputs,
-                              return_member_probabilities=True,
-                              preprocessing=ensemble.preprocessing)
+    model = _with_member_probabilities(ensemble)
     x = _prepared_inputs(x, ensemble.preprocessing)
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
     members = np.moveaxis(outputs["member_probabilities"], 1, 0)
@@ -77,32 +78,145 @@ def _prepared_inputs(x, preprocessing):
     return apply_preprocessing(x, preprocessing)
 
 
-def _inputs_and_labels(dataset):
-    """`(inputs dataset, labels array)` of a batched `(x, y)` dataset."""
-    if not hasattr(dataset, "element_spec"):
+def _batches(x, y, batch_size, preprocessing, labelled=True):
+    """`(inputs, labels)` batches of a test set, read once, in order.
+
+    `x` is an array (with labels `y`, or None for an unlabelled OoD set),
+    cut into batches of `batch_size` and prepared one batch at a time as
+    the members were trained; or a batched `tf.data.Dataset` (with `y`
+    None) of `(inputs, labels)`, or of inputs alone when unlabelled, taken
+    as it comes. Inputs and their labels come from the same element, so a
+    dataset that reshuffles on every pass still pairs them right.
+    """
+    if hasattr(x, "element_spec"):
+        if y is not None:
+            raise ValueError(
+                "Invalid `y`: pass None when `x` is a tf.data.Dataset; its "
+                "elements are (inputs, labels) batches.")
+        spec = x.element_spec
+        pairs = isinstance(spec, tuple) and len(spec) == 2
+        if labelled and not pairs:
+            raise ValueError(
+                "Invalid `x`: expected a batched tf.data.Dataset of (inputs, "
+                f"labels); its elements are {spec}.")
+        for element in x.as_numpy_iterator():
+            yield element if pairs else (element, None)
+        return
+    if labelled and y is None:
         raise ValueError(
             "`y` is None, so `x` must be a batched tf.data.Dataset of (inputs, "
-            f"labels); got {type(dataset).__name__}."
-        )
-    labels = np.concatenate([np.asarray(y) for _, y in dataset.as_numpy_iterator()])
-    return dataset.map(lambda x, y: x), labels
+            f"labels); got {type(x).__name__}.")
+    count = len(x)
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != count:
+            raise ValueError(f"Invalid `y`: {len(y)} labels for {count} inputs; "
+                             "the lengths must match.")
+    for start in range(0, count, batch_size):
+        stop = start + batch_size
+        yield (_prepared_inputs(x[start:stop], preprocessing),
+               None if y is None else y[start:stop])
+
+
+def _batch_count(x, batch_size):
+    """Batches `_batches` will yield, or None if unknown (for progress)."""
+    if hasattr(x, "element_spec"):
+        count = int(x.cardinality())
+        return count if count >= 0 else None
+    return -(-len(x) // batch_size)
+
+
+def _ood_score_of(probs):
+    """The per-example OoD scores (higher = more in-distribution)."""
+    return {"max_probability": metrics.max_probability(probs),
+            "entropy": -metrics.entropy(probs)}
+
+
+class _Scored:
+    """What one pass over a test set keeps: running scores of the ensemble
+    and of each member and the members' diversity (for labelled data), and
+    only when asked the per-example OoD scores and the first inputs."""
+
+    def __init__(self, members, num_bins, labelled, ood_scores, keep_inputs):
+        self.examples = 0
+        self.ensemble = RunningScores(num_bins) if labelled else None
+        self.members = [RunningScores(num_bins) for _ in range(members)] if labelled else []
+        self.diversity = RunningDiversity() if labelled and members > 1 else None
+        self.ood = ({"ensemble": [], "members": [[] for _ in range(members)]}
+                    if ood_scores else None)
+        self.keep_inputs, self.inputs = keep_inputs, []
+
+    def update(self, inputs, labels, probs, member_probs):
+        if labels is None and self.ensemble is not None:
+            raise ValueError("Invalid `x`: a batch has no labels.")
+        self.examples += len(probs)
+        if self.ensemble is not None:
+            self.ensemble.update(labels, probs)
+            for scores, p in zip(self.members, member_probs):
+                scores.update(labels, p)
+        if self.diversity is not None:
+            self.diversity.update(member_probs)
+        if self.ood is not None:
+            self.ood["ensemble"].append(_ood_score_of(probs))
+            for kept, p in zip(self.ood["members"], member_probs):
+                kept.append(_ood_score_of(p))
+        kept = sum(len(batch) for batch in self.inputs)
+        if kept < self.keep_inputs:
+            self.inputs.append(np.asarray(inputs)[:self.keep_inputs - kept])
+
+    def ood_scores(self):
+        """`{"ensemble": {score: (N,)}, "members": [...]}`."""
+        join = lambda parts: {name: np.concatenate([p[name] for p in parts])  # noqa: E731
+                              for name in OOD_SCORES}
+        return {"ensemble": join(self.ood["ensemble"]),
+                "members": [join(parts) for parts in self.ood["members"]]}
+
+    def summary(self):
+        """`evaluate_ensemble`'s report."""
+        return {
+            "ensemble": self.ensemble.result(),
+            "members": [scores.result() for scores in self.members],
+            "diversity": {} if self.diversity is None else self.diversity.result(),
+        }
+
+
+def _score(model, x, y, batch_size, num_bins, labelled=True, ood_scores=False,
+           keep_inputs=0, verbose=0):
+    """One pass of `model` (returning member probabilities) over a test set,
+    scored batch by batch: a `_Scored`, never the set's probabilities."""
+    scored = _Scored(len(model.members), num_bins, labelled, ood_scores, keep_inputs)
+    progress = keras.utils.Progbar(_batch_count(x, batch_size), verbose=verbose,
+                                   unit_name="batch")
+    for inputs, labels in _batches(x, y, batch_size, model.preprocessing, labelled):
+        outputs = model.predict_on_batch(inputs)
+        scored.update(inputs, labels, np.asarray(outputs["probabilities"]),
+                      np.moveaxis(np.asarray(outputs["member_probabilities"]), 1, 0))
+        progress.add(1)
+    if not scored.examples:
+        raise ValueError("Invalid `x`: the test data is empty.")
+    return scored
 
 
 def evaluate_ensemble(ensemble, x, y, batch_size=256, num_bins=15, log_dir=None,
-                      step=0):
+                      step=0, verbose=0):
     """Accuracy, NLL, ECE and Brier score of an ensemble and of each member,
     plus the members' disagreement and KL divergence.
+
+    The data is read once and scored batch by batch (`running_scores`), so
+    memory does not grow with the test set: a `tf.data` stream of any
+    length is scored in the memory of one batch.
 
     Args:
         ensemble: An `EnsembleModel`.
         x, y: Inputs and integer labels; or a batched `tf.data.Dataset` of
-            `(inputs, labels)` (in a fixed order) as `x` and None as `y`.
+            `(inputs, labels)` as `x` and None as `y`.
         batch_size: Prediction batch size (arrays).
         num_bins: ECE bins.
         log_dir: If given, the report is also written as TensorBoard scalars
             to `log_dir/evaluation` (`ensemble/accuracy`, `member_0/nll`,
             `diversity/disagreement`, ...), e.g. the log directory of the run.
         step: The TensorBoard step of those scalars.
+        verbose: 1 shows a progress bar over the batches, 0 nothing.
 
     Returns:
         `{"ensemble": {...}, "members": [{...}, ...], "diversity": {...}}`;
@@ -110,25 +224,15 @@ def evaluate_ensemble(ensemble, x, y, batch_size=256, num_bins=15, log_dir=None,
 
     Example:
 
-    >>> ensemble = EnsembleModel.from_run("runs/edst",
-    ...                                   return_member_probabilities=True)
+    >>> ensemble = EnsembleModel.from_run("runs/edst")
     >>> report = evaluate_ensemble(ensemble, x, y)
     >>> report["ensemble"]["ece"]
+    >>> evaluate_ensemble(ensemble, data.test, None)  # a tf.data stream
     """
-    if y is None:
-        x, y = _inputs_and_labels(x)
-    probs, member_probs = ensemble_probabilities(ensemble, x, batch_size)
-    y = np.asarray(y).reshape(-1)
-    report = {
-        "ensemble": _scores(y, probs, num_bins),
-        "members": [_scores(y, p, num_bins) for p in member_probs],
-        "diversity": {},
-    }
-    if len(member_probs) > 1:
-        report["diversity"] = {
-            "disagreement": metrics.disagreement(member_probs),
-            "kl_divergence": metrics.kl_divergence(member_probs),
-        }
+    for name, value in (("num_bins", num_bins), ("batch_size", batch_size)):
+        check_int(name, value, 1)
+    report = _score(_with_member_probabilities(ensemble), x, y, batch_size, num_bins,
+                    verbose=verbose).summary()
     if log_dir is not None:
         _write_report(report, os.path.join(os.fspath(log_dir), "evaluation"), step)
     return report
@@ -149,30 +253,17 @@ def _write_report(report, log_dir, step):
 # --------------------------------------------------------------------------
 
 
-def _pairwise(member_probs, fn):
-    """`fn` on every pair of members: an `(M, M)` list, zeros on the diagonal."""
-    count = len(member_probs)
-    table = np.zeros((count, count))
-    for i in range(count):
-        for j in range(count):
-            if i != j:
-                table[i, j] = fn(member_probs[[i, j]])
-    return table.tolist()
-
-
-def _ood_scores(in_probs, out_probs):
-    """Detection metrics for both OoD scores (higher = more in-distribution)."""
-    found = {}
-    for name in OOD_SCORES:
-        score = metrics.max_probability if name == "max_probability" else (
-            lambda p: -metrics.entropy(p))
-        inside, outside = score(in_probs), score(out_probs)
-        found[name] = {
-            "auroc": metrics.auroc(inside, outside),
-            "aupr": metrics.aupr(inside, outside),
-            "fpr_at_95_tpr": metrics.fpr_at_95_tpr(inside, outside),
+def _ood_scores(inside, outside):
+    """Detection metrics for both OoD scores (`_ood_score_of` of the
+    in-distribution and the OoD set)."""
+    return {
+        name: {
+            "auroc": metrics.auroc(inside[name], outside[name]),
+            "aupr": metrics.aupr(inside[name], outside[name]),
+            "fpr_at_95_tpr": metrics.fpr_at_95_tpr(inside[name], outside[name]),
         }
-    return found
+        for name in OOD_SCORES
+    }
 
 
 def _mean_scores(rows, keys=("accuracy", "nll", "ece")):
@@ -180,49 +271,49 @@ def _mean_scores(rows, keys=("accuracy", "nll", "ece")):
 
 
 class _Evaluation:
-    """The state of one `evaluate` call: the model, data and report."""
+    """The state of one `evaluate` call: the model, and what one pass over
+    the test set kept for the modes."""
 
-    def __init__(self, ensemble, x, y, output_dir, batch_size, num_bins, verbose):
-        self.run_dir = None
+    def __init__(self, ensemble, x, y, modes, output_dir, batch_size, num_bins,
+                 tsne_examples, verbose):
         if isinstance(ensemble, (str, os.PathLike)):
-            self.run_dir = os.fspath(ensemble)
-            ensemble = EnsembleModel.from_run(self.run_dir, allow_partial=True)
+            ensemble = EnsembleModel.from_run(os.fspath(ensemble), allow_partial=True)
         if not isinstance(ensemble, EnsembleModel):
             raise ValueError(
                 "Invalid `ensemble`: expected an EnsembleModel or a run "
                 f"directory path, got {type(ensemble).__name__}."
             )
+        if len(ensemble.members) < 2 and {"disagreement", "kd"} & set(modes):
+            raise ValueError("Diversity modes need an ensemble of at least 2 members.")
         self.ensemble = ensemble
-        self.x, self.y = x, np.asarray(y).reshape(-1)
+        self.model = _with_member_probabilities(ensemble)
         self.output_dir = os.fspath(output_dir)
         self.batch_size, self.num_bins, self.verbose = batch_size, num_bins, verbose
-        self.probs, self.member_probs = ensemble_probabilities(ensemble, x, batch_size)
+        self.say("Scoring the test set")
+        self.test = _score(self.model, x, y, batch_size, num_bins,
+                           ood_scores="ood" in modes,
+                           keep_inputs=tsne_examples if "tsne" in modes else 0,
+                           verbose=verbose)
 
     def say(self, message):
         if self.verbose:
             print(message, flush=True)
 
-    def scores(self, keys, labels=None, probs=None, member_probs=None):
-        labels = self.y if labels is None else labels
-        probs = self.probs if probs is None else probs
-        member_probs = self.member_probs if member_probs is None else member_probs
-        every = {
-            "accuracy": lambda p: metrics.accuracy(labels, p),
-            "nll": lambda p: metrics.nll(labels, p),
-            "brier": lambda p: metrics.brier(labels, p),
-            "ece": lambda p: metrics.ece(labels, p, self.num_bins),
-        }
-        one = lambda p: {k: every[k](p) for k in keys}  # noqa: E731
-        return {"ensemble": one(probs), "members": [one(p) for p in member_probs]}
+    @staticmethod
+    def scores(keys, scored):
+        one = lambda scores: {k: scores.result()[k] for k in keys}  # noqa: E731
+        return {"ensemble": one(scored.ensemble),
+                "members": [one(scores) for scores in scored.members]}
 
     def predict(self):
-        return self.scores(("accuracy", "nll", "brier"))
+        return self.scores(("accuracy", "nll", "brier"), self.test)
 
     def calibration(self):
         from freetickets_tf import plots
 
-        report = {"num_bins": self.num_bins, **self.scores(("ece", "nll", "brier"))}
-        data = metrics.reliability_diagram_data(self.y, self.probs, self.num_bins)
+        report = {"num_bins": self.num_bins,
+                  **self.scores(("ece", "nll", "brier"), self.test)}
+        data = self.test.ensemble.reliability_diagram_data()
         path = os.path.join(self.output_dir, "reliability_diagram.png")
         plots.reliability_diagram(
             data, path, f"Ensemble, ECE {report['ensemble']['ece']:.4f}")
@@ -230,36 +321,36 @@ class _Evaluation:
         report["bins"] = {k: np.asarray(v).tolist() for k, v in data.items()}
         return report
 
-    def _diversity(self, fn):
-        if len(self.member_probs) < 2:
-            raise ValueError("Diversity modes need an ensemble of at least 2 members.")
-        return {"mean": fn(self.member_probs),
-                "pairwise": _pairwise(self.member_probs, fn)}
-
     def disagreement(self):
-        return self._diversity(metrics.disagreement)
+        diversity = self.test.diversity
+        return {"mean": diversity.result()["disagreement"],
+                "pairwise": diversity.disagreement_table().tolist()}
 
     def kd(self):
-        return self._diversity(metrics.kl_divergence)
+        diversity = self.test.diversity
+        return {"mean": diversity.result()["kl_divergence"],
+                "pairwise": diversity.kl_table().tolist()}
 
     def ood(self, ood_data):
-        report = {}
+        inside, report = self.test.ood_scores(), {}
         for name, x_out in ood_data.items():
-            self.say(f"OoD: {self.y.size} in-distribution against {len(x_out)} {name} images")
-            out_probs, out_members = ensemble_probabilities(self.ensemble, x_out,
-                                                            self.batch_size)
+            self.say(f"OoD: {self.test.examples} in-distribution examples against "
+                     f"{name}")
+            outside = _score(self.model, x_out, None, self.batch_size, self.num_bins,
+                             labelled=False, ood_scores=True,
+                             verbose=self.verbose).ood_scores()
             report[name] = {
-                "ensemble": _ood_scores(self.probs, out_probs),
-                "members": [_ood_scores(p, q)
-                            for p, q in zip(self.member_probs, out_members)],
+                "ensemble": _ood_scores(inside["ensemble"], outside["ensemble"]),
+                "members": [_ood_scores(p, q) for p, q in
+                            zip(inside["members"], outside["members"])],
             }
         return report
 
     def corruption(self, sets, total):
         rows, start = [], time.perf_counter()
         for index, (corruption, severity, x, y) in enumerate(sets, 1):
-            probs, member_probs = ensemble_probabilities(self.ensemble, x, self.batch_size)
-            scores = self.scores(("accuracy", "nll", "ece"), y, probs, member_probs)
+            scored = _score(self.model, x, y, self.batch_size, self.num_bins)
+            scores = self.scores(("accuracy", "nll", "ece"), scored)
             rows.append({"corruption": corruption, "severity": severity, **scores})
             self.say(
                 f"[{index}/{total}] {corruption} severity {severity}: accuracy "
@@ -277,16 +368,16 @@ class _Evaluation:
             "mean": _mean_scores(ensemble_rows),
             "members_mean_accuracy": [
                 float(np.mean([r["members"][m]["accuracy"] for r in rows]))
-                for m in range(len(self.member_probs))
+                for m in range(len(self.ensemble.members))
             ],
         }
 
-    def tsne(self, snapshots, examples, seed):
+    def tsne(self, snapshots, seed):
         from sklearn.manifold import TSNE
 
         from freetickets_tf import plots
 
-        x = _prepared_inputs(self.x[:examples], self.ensemble.preprocessing)
+        x = np.concatenate(self.test.inputs)  # the first test inputs, prepared
         vectors, owners, epochs = [], [], []
         total = sum(len(v) for v in snapshots.values())
         progress = keras.utils.Progbar(total, verbose=self.verbose)
@@ -339,12 +430,18 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
 
     Args:
         ensemble: An `EnsembleModel`, or the path of a run directory.
-        x, y: The in-distribution test set (inputs, integer labels).
+        x, y: The in-distribution test set: inputs and integer labels, or a
+            batched `tf.data.Dataset` of `(inputs, labels)` as `x` and None
+            as `y`. It is read once and scored batch by batch; only what a
+            mode needs is kept (per-example OoD scores for `ood`, the first
+            `tsne_examples` inputs for `tsne`), so memory does not grow with
+            the test set otherwise.
         modes: Any of `MODES`: `"predict"`, `"calibration"`,
             `"disagreement"`, `"kd"`, `"ood"`, `"corruption"`, `"tsne"`.
         output_dir: Where the report and figures go (created).
         ood_data: `ood` mode: `{name: x_out}` out-of-distribution inputs,
-            preprocessed like `x`.
+            preprocessed like `x`: arrays, or batched datasets of inputs (or
+            of `(inputs, labels)`, whose labels are ignored).
         corruption_source: `corruption` mode: `"cifar10"` (CIFAR-10-C from
             tensorflow-datasets, prepared offline in `data_dir`) or a CIFAR-C
             directory (`<corruption>.npy` + `labels.npy`, e.g. CIFAR-100-C).
@@ -401,13 +498,15 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
         sets = corrupted.corrupted_test_sets(corruption_source, names, levels, data_dir)
         if preprocess is not None:
             sets = ((c, s, preprocess(xc), yc) for c, s, xc, yc in sets)
-    run = _Evaluation(ensemble, x, y, output_dir, batch_size, num_bins, verbose)
     if "tsne" in modes:
-        snapshots = _snapshots_of(snapshots, run.run_dir)
+        snapshots = _snapshots_of(snapshots, os.fspath(ensemble) if isinstance(
+            ensemble, (str, os.PathLike)) else None)
+    run = _Evaluation(ensemble, x, y, modes, output_dir, batch_size, num_bins,
+                      tsne_examples, verbose)
     report = {
         "modes": modes,
-        "num_members": len(run.member_probs),
-        "test_examples": int(run.y.size),
+        "num_members": len(run.ensemble.members),
+        "test_examples": run.test.examples,
     }
     for mode in modes:
         run.say(f"Evaluating: {mode}")
@@ -416,15 +515,14 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
         elif mode == "corruption":
             report[mode] = run.corruption(sets, total)
         elif mode == "tsne":
-            report[mode] = run.tsne(snapshots, tsne_examples, seed)
+            report[mode] = run.tsne(snapshots, seed)
         else:
             report[mode] = getattr(run, mode)()
     io.write_json_atomic(report, os.path.join(run.output_dir, "report.json"))
     io.write_text_atomic(report_markdown(report),
                          os.path.join(run.output_dir, "report.md"))
     if log_dir is not None:
-        _write_report(evaluate_ensemble(run.ensemble, x, y, batch_size, num_bins),
-                      os.path.join(os.fspath(log_dir), "evaluation"), 0)
+        _write_report(run.test.summary(), os.path.join(os.fspath(log_dir), "evaluation"), 0)
     return report
 
 

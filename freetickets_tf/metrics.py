@@ -10,6 +10,11 @@ the mean of its members' softmax outputs):
 * out-of-distribution (OoD) scores per example: `max_probability`, `entropy`;
   detection metrics on the scores: `auroc`, `aupr`, `fpr_at_95_tpr`.
 
+Their pieces that add up over batches (`nll_per_example`,
+`brier_per_example`, `calibration_sums`, `pairwise_disagreement_counts`,
+`pairwise_kl_sums`) are what `running_scores` sums, so a streamed
+evaluation gives these numbers exactly (to float64 rounding).
+
 Streaming Keras metrics, which keep running sums in variables so that a large
 test set never has to be held in memory at once: `NegativeLogLikelihood`,
 `BrierScore`, `ExpectedCalibrationError`. They give the same numbers as
@@ -208,9 +213,12 @@ def nll(labels, probs):
     0.490415
     """
     probs = _check_probs(probs)
-    labels = _check_labels(labels, probs)
-    true_class = probs[np.arange(len(labels)), labels]
-    return float(-np.mean(_log(true_class)))
+    return float(np.mean(nll_per_example(_check_labels(labels, probs), probs)))
+
+
+def nll_per_example(labels, probs):
+    """`-log p_y` of each example (checked arrays; see `nll`)."""
+    return -_log(probs[np.arange(len(labels)), labels])
 
 
 def brier(labels, probs):
@@ -231,9 +239,13 @@ def brier(labels, probs):
     0.25
     """
     probs = _check_probs(probs)
-    labels = _check_labels(labels, probs)
+    return float(np.mean(brier_per_example(_check_labels(labels, probs), probs)))
+
+
+def brier_per_example(labels, probs):
+    """`sum_k (p_k - [y == k])^2` of each example (checked arrays; see `brier`)."""
     one_hot = np.eye(probs.shape[1])[labels]
-    return float(np.mean(np.sum((probs - one_hot) ** 2, axis=1)))
+    return np.sum((probs - one_hot) ** 2, axis=1)
 
 
 def _bin_index(confidence, num_bins):
@@ -276,19 +288,29 @@ def reliability_diagram_data(labels, probs, num_bins=15):
     num_bins = check_int("num_bins", num_bins, minimum=1)
     probs = _check_probs(probs)
     labels = _check_labels(labels, probs)
+    return reliability_from_sums(*calibration_sums(labels, probs, num_bins))
+
+
+def calibration_sums(labels, probs, num_bins):
+    """Per bin (checked arrays): `(count, sum of correct, sum of
+    confidence)`, which add up over batches (`reliability_from_sums`)."""
     confidence = probs.max(axis=1)
     correct = (np.argmax(probs, axis=1) == labels).astype(np.float64)
     bins = _bin_index(confidence, num_bins)
-    count = np.bincount(bins, minlength=num_bins)
-    correct_sum = np.bincount(bins, weights=correct, minlength=num_bins)
-    confidence_sum = np.bincount(bins, weights=confidence, minlength=num_bins)
+    return (np.bincount(bins, minlength=num_bins).astype(np.int64),
+            np.bincount(bins, weights=correct, minlength=num_bins),
+            np.bincount(bins, weights=confidence, minlength=num_bins))
+
+
+def reliability_from_sums(count, correct_sum, confidence_sum):
+    """`reliability_diagram_data`'s dict from `calibration_sums`."""
     with np.errstate(invalid="ignore", divide="ignore"):
         # 0 / 0 -> NaN marks the empty bins, which a plot should leave out.
         return {
-            "bin_edges": np.linspace(0.0, 1.0, num_bins + 1),
+            "bin_edges": np.linspace(0.0, 1.0, len(count) + 1),
             "accuracy": correct_sum / count,
             "confidence": confidence_sum / count,
-            "count": count.astype(np.int64),
+            "count": np.asarray(count, dtype=np.int64),
         }
 
 
@@ -313,7 +335,11 @@ def ece(labels, probs, num_bins=15):
     ...           num_bins=2), 6)
     0.133333
     """
-    data = reliability_diagram_data(labels, probs, num_bins)
+    return ece_of(reliability_diagram_data(labels, probs, num_bins))
+
+
+def ece_of(data):
+    """The ECE of `reliability_diagram_data`'s dict."""
     count = data["count"]
     full = count > 0
     gap = np.abs(data["accuracy"][full] - data["confidence"][full])
@@ -343,15 +369,30 @@ def disagreement(member_probs):
     0.5
     """
     member_probs = _check_member_probs(member_probs)
+    counts = pairwise_disagreement_counts(member_probs)
+    upper = np.triu_indices(len(counts), 1)
+    return float(np.mean(counts[upper] / member_probs.shape[1]))
+
+
+def pairwise_disagreement_counts(member_probs):
+    """`(M, M)` int64: examples on which members i and j differ (checked
+    `(M, N, K)` array), which add up over batches."""
     predictions = np.argmax(member_probs, axis=2)  # (M, N)
-    num_members = predictions.shape[0]
-    # A loop over pairs keeps memory at one (N,) comparison at a time.
-    rates = [
-        np.mean(predictions[i] != predictions[j])
-        for i in range(num_members)
-        for j in range(i + 1, num_members)
-    ]
-    return float(np.mean(rates))
+    # One (M, M, N) comparison would be M times the predictions' memory.
+    return np.array([[np.count_nonzero(a != b) for b in predictions]
+                     for a in predictions], dtype=np.int64)
+
+
+def pairwise_kl_sums(member_probs):
+    """`(M, M)`: `sum_n KL(p_i || p_j)` over the examples of a checked
+    `(M, N, K)` array (zeros on the diagonal), which add up over batches."""
+    log_probs = _log(member_probs)
+    # sum_n sum_k p_ik (log p_ik - log p_jk), each pair one (N, K) pass.
+    own = np.sum(member_probs * log_probs, axis=(1, 2))
+    cross = np.einsum("ink,jnk->ij", member_probs, log_probs)
+    table = own[:, None] - cross
+    np.fill_diagonal(table, 0.0)
+    return table
 
 
 def kl_divergence(member_probs):

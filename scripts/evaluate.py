@@ -5,6 +5,7 @@ r"""Evaluates the ensemble of a run directory and writes a report.
         --ood noise
     freetickets-evaluate --run_dir runs/wrn --data cifar.npz \
         --modes corruption --corruption_source cifar10 --data_dir ~/tensorflow_datasets
+    freetickets-evaluate --run_dir runs/rn50 --data imagenet2012 --data_dir DIR  # streamed
     freetickets-train --snapshot_every 2 && \
         freetickets-evaluate --run_dir runs/edst --modes tsne
 
@@ -25,12 +26,20 @@ from freetickets_tf.scripts.console import run_app
 
 FLAGS = flags.FLAGS
 
+# Test sets read as a tf.data stream (`freetickets_tf.data.load(...).test`).
+STREAMED = ("cifar10", "cifar100", "svhn_cropped", "imagenet2012")
+# Noise images for mode ood when the test set is a stream of unknown length.
+NOISE_EXAMPLES = 10_000
+
 flags.DEFINE_list("modes", ["predict", "calibration", "disagreement", "kd"],
                   "Evaluation modes: predict, calibration, disagreement, kd, ood, "
                   "corruption, tsne.")
 flags.DEFINE_string("data", "digits",
                     "Test set: 'digits' (bundled; the test split of freetickets-train "
-                    "with the same --seed) or an .npz file with x_test / y_test.")
+                    "with the same --seed), an .npz file with x_test / y_test, or a "
+                    f"tensorflow-datasets name ({', '.join(STREAMED)}) whose test "
+                    "split is streamed from --data_dir with the run's normalisation, "
+                    "scored batch by batch and never held in memory.")
 flags.DEFINE_list("ood", ["noise"],
                   "Out-of-distribution sets for mode ood: 'noise' (uniform noise "
                   "images), .npz files (their x_test) or tensorflow-datasets names "
@@ -47,9 +56,24 @@ flags.DEFINE_integer("num_bins", 15, "ECE bins.")
 flags.DEFINE_integer("tsne_examples", 500, "Test examples per snapshot for t-SNE.")
 
 
-def _test_set(ft, input_shape):
+def _test_set(ft, input_shape, preprocessing):
+    """`(x, y)` arrays, or `(dataset of (x, y) batches, None)`."""
     if FLAGS.data == "digits":
         return ft.data.load_digits(seed=FLAGS.seed)[1]
+    if FLAGS.data in STREAMED:
+        # The run's own normalisation, so that the stream is what it trained on.
+        normalization = None if not preprocessing else (
+            preprocessing.get("mean"), preprocessing.get("std"))
+        try:
+            data = ft.data.load(FLAGS.data, data_dir=FLAGS.data_dir, validation_fraction=0,
+                                normalization=normalization, eval_batch_size=256)
+        except (FileNotFoundError, ValueError) as error:
+            raise app.UsageError(f"--data={FLAGS.data}: {error}") from error
+        if tuple(data.input_shape) != tuple(input_shape):
+            raise app.UsageError(
+                f"--data={FLAGS.data}: its images are {tuple(data.input_shape)}, the "
+                f"run's members take {tuple(input_shape)}.")
+        return data.test, None
     image_shape = tuple(input_shape) if len(input_shape) == 3 else None
     try:
         return ft.data.load_npz(FLAGS.data, image_shape)[1]
@@ -62,11 +86,12 @@ def _test_set(ft, input_shape):
 def _ood_sets(ft, x_test, input_shape):
     import numpy as np
 
+    count = NOISE_EXAMPLES if hasattr(x_test, "element_spec") else len(x_test)
     sets = {}
     for name in FLAGS.ood:
         if name == "noise":
             rng = np.random.default_rng(FLAGS.seed)
-            sets[name] = rng.uniform(size=x_test.shape).astype("float32")
+            sets[name] = rng.uniform(size=(count, *input_shape)).astype("float32")
         elif name.endswith(".npz"):
             image_shape = tuple(input_shape) if len(input_shape) == 3 else None
             try:
@@ -78,7 +103,7 @@ def _ood_sets(ft, x_test, input_shape):
             try:
                 sets[name] = ft.data.load_tfds_images(
                     name, "test", data_dir=FLAGS.data_dir, image_shape=image_shape,
-                    max_examples=len(x_test))[0]
+                    max_examples=count)[0]
             except (FileNotFoundError, ValueError) as error:
                 raise app.UsageError(f"--ood: {error}") from error
     return sets
@@ -106,7 +131,7 @@ def main(argv):
                 f"--severities: {severity!r} is not a severity; expected integers "
                 "1..5, e.g. --severities=1,3,5.") from None
     input_shape = ensemble.member_input_shape
-    x_test, y_test = _test_set(ft, input_shape)
+    x_test, y_test = _test_set(ft, input_shape, ensemble.preprocessing)
     ood = _ood_sets(ft, x_test, input_shape) if "ood" in FLAGS.modes else None
     output_dir = FLAGS.report_dir or os.path.join(FLAGS.run_dir, "report")
     try:

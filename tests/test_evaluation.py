@@ -187,3 +187,78 @@ def test_evaluate_corruption_from_a_cifar_c_directory(tmp_path):
     assert report["mean"]["accuracy"] == pytest.approx(np.mean(list(accuracy.values())))
     assert len(report["members_mean_accuracy"]) == 2
     assert "## corruption" in (tmp_path / "r" / "report.md").read_text()
+
+
+def _counting_stream(x, y, batch_size, passes, shuffle_seed=None):
+    """A dataset of (x, y) batches that counts how often it is read; with
+    `shuffle_seed`, in a new order on every read."""
+    import tensorflow as tf
+
+    def batches():
+        passes.append(1)
+        order = np.arange(len(x)) if shuffle_seed is None else np.random.default_rng(
+            [shuffle_seed, len(passes)]).permutation(len(x))
+        for start in range(0, len(x), batch_size):
+            index = order[start:start + batch_size]
+            yield x[index], y[index].astype("int32")
+
+    return tf.data.Dataset.from_generator(batches, output_signature=(
+        tf.TensorSpec((None, *x.shape[1:]), "float32"), tf.TensorSpec((None,), "int32")))
+
+
+def test_a_stream_is_read_once_and_scores_like_the_arrays(tmp_path, read_scalars):
+    from freetickets_tf.evaluation import evaluate
+
+    ensemble, x, y = _ensemble_and_data()
+    from_arrays = evaluate_ensemble(ensemble, x, y, num_bins=10)
+    passes = []
+    # Reordered on every read: inputs and labels must come from one read.
+    stream = _counting_stream(x, y, 32, passes, shuffle_seed=0)
+    report = evaluate_ensemble(ensemble, stream, None, num_bins=10)
+    assert passes == [1]
+    for key, value in from_arrays["ensemble"].items():
+        assert report["ensemble"][key] == pytest.approx(value, rel=1e-6)
+    for ours, theirs in zip(report["members"], from_arrays["members"]):
+        assert ours == pytest.approx(theirs, rel=1e-6)
+    assert report["diversity"] == pytest.approx(from_arrays["diversity"], rel=1e-6)
+
+    del passes[:]
+    noise = np.random.default_rng(1).uniform(-4, 4, size=(50, 6)).astype("float32")
+    noise_stream = _counting_stream(noise, np.zeros(50, int), 16, [])
+    streamed = evaluate(ensemble, _counting_stream(x, y, 32, passes), None,
+                        modes=["predict", "calibration", "disagreement", "kd", "ood"],
+                        ood_data={"noise": noise_stream}, output_dir=tmp_path / "s",
+                        num_bins=10, log_dir=tmp_path / "tb", verbose=0)
+    assert passes == [1]  # every mode and the TensorBoard scalars from one pass
+    arrays = evaluate(ensemble, x, y, modes=streamed["modes"], ood_data={"noise": noise},
+                      output_dir=tmp_path / "a", num_bins=10, verbose=0)
+    assert streamed["test_examples"] == arrays["test_examples"] == 120
+    for mode in streamed["modes"]:
+        assert json_numbers(streamed[mode]) == pytest.approx(json_numbers(arrays[mode]),
+                                                             rel=1e-6, abs=1e-9, nan_ok=True)
+    assert read_scalars(tmp_path / "tb" / "evaluation")["ensemble/nll"][0] == (
+        pytest.approx(arrays["predict"]["ensemble"]["nll"], rel=1e-6))
+
+
+def json_numbers(tree):
+    """The numbers of a report section, in order (strings left out)."""
+    if isinstance(tree, dict):
+        return [n for key in sorted(tree) for n in json_numbers(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [n for item in tree for n in json_numbers(item)]
+    return [] if isinstance(tree, str) else [float(tree)]
+
+
+def test_a_stream_must_hold_labelled_batches():
+    import tensorflow as tf
+
+    ensemble, x, y = _ensemble_and_data(2)
+    with pytest.raises(ValueError, match=r"\(inputs, labels\)"):
+        evaluate_ensemble(ensemble, tf.data.Dataset.from_tensor_slices(x).batch(8), None)
+    with pytest.raises(ValueError, match="Invalid `y`: pass None"):
+        evaluate_ensemble(ensemble, tf.data.Dataset.from_tensor_slices((x, y)).batch(8), y)
+    with pytest.raises(ValueError, match="Invalid `y`: 3 labels for 120 inputs"):
+        evaluate_ensemble(ensemble, x, y[:3])
+    with pytest.raises(ValueError, match="empty"):
+        evaluate_ensemble(ensemble, tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+                          .take(0), None)

@@ -78,3 +78,32 @@ def test_evaluate_errors_are_usage_errors(tmp_path, run_evaluate, digits_model):
                      f"--data_dir={data_dir}", "--verbose=0")
     assert list(data_dir.iterdir()) == []  # nothing downloaded
     assert not os.path.exists(tmp_path / "run" / "report" / "report.json")
+
+
+def test_evaluate_streams_a_tfds_test_split_with_the_runs_normalisation(
+        tmp_path, run_evaluate, monkeypatch, no_network):
+    import keras
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    keras.utils.set_random_seed(0)
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    run = RunDirectory.create(str(tmp_path / "run"), "dst", 1, config={
+        "preprocessing": {"input_dtype": "uint8", "mean": list(mean), "std": list(std)}})
+    member = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                               keras.layers.Dense(10)])
+    run.save_ticket(member, member=0)
+    loads = []
+    real_load = ft.data.load
+    monkeypatch.setattr(ft.data, "load", lambda *a, **k: loads.append(k) or real_load(*a, **k))
+    with tfds.testing.mock_data(num_examples=20):
+        run_evaluate(f"--run_dir={run.path}", "--data=cifar10", "--modes=predict",
+                     f"--data_dir={tmp_path}", "--verbose=0")
+        test = real_load("cifar10", data_dir=str(tmp_path), validation_fraction=0,
+                         normalization=(mean, std)).test
+        expected = ft.evaluation.evaluate_ensemble(ft.EnsembleModel([member]), test, None)
+    report = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert loads[0]["normalization"] == (list(mean), list(std)) and loads[0]["validation_fraction"] == 0
+    assert report["test_examples"] == 20
+    assert report["predict"]["ensemble"]["nll"] == pytest.approx(expected["ensemble"]["nll"])
+    assert np.isfinite(report["predict"]["ensemble"]["nll"])
