@@ -35,6 +35,7 @@ from freetickets_tf.running_scores import RunningScores
 
 MODES = ("predict", "calibration", "disagreement", "kd", "ood", "corruption", "tsne")
 OOD_SCORES = ("max_probability", "entropy")
+CORRUPTED_SHAPE = (32, 32, 3)  # CIFAR-10-C and CIFAR-100-C images
 
 
 def _with_member_probabilities(ensemble):
@@ -270,21 +271,32 @@ def _mean_scores(rows, keys=("accuracy", "nll", "ece")):
     return {k: float(np.mean([row[k] for row in rows])) for k in keys}
 
 
+def _ensemble_for(ensemble, modes):
+    """The `EnsembleModel` (loaded from a run directory path), or a
+    ValueError if it is none or cannot be evaluated in `modes`."""
+    if isinstance(ensemble, (str, os.PathLike)):
+        ensemble = EnsembleModel.from_run(os.fspath(ensemble), allow_partial=True)
+    if not isinstance(ensemble, EnsembleModel):
+        raise ValueError(
+            "Invalid `ensemble`: expected an EnsembleModel or a run "
+            f"directory path, got {type(ensemble).__name__}."
+        )
+    if len(ensemble.members) < 2 and {"disagreement", "kd"} & set(modes):
+        raise ValueError("Diversity modes need an ensemble of at least 2 members.")
+    shape = tuple(ensemble.member_input_shape)
+    if "corruption" in modes and None not in shape and shape != CORRUPTED_SHAPE:
+        raise ValueError(
+            f"Mode 'corruption' scores CIFAR-C images {CORRUPTED_SHAPE}, but the "
+            f"members take {shape}: evaluate a CIFAR run, or leave the mode out.")
+    return ensemble
+
+
 class _Evaluation:
     """The state of one `evaluate` call: the model, and what one pass over
     the test set kept for the modes."""
 
     def __init__(self, ensemble, x, y, modes, output_dir, batch_size, num_bins,
                  tsne_examples, verbose):
-        if isinstance(ensemble, (str, os.PathLike)):
-            ensemble = EnsembleModel.from_run(os.fspath(ensemble), allow_partial=True)
-        if not isinstance(ensemble, EnsembleModel):
-            raise ValueError(
-                "Invalid `ensemble`: expected an EnsembleModel or a run "
-                f"directory path, got {type(ensemble).__name__}."
-            )
-        if len(ensemble.members) < 2 and {"disagreement", "kd"} & set(modes):
-            raise ValueError("Diversity modes need an ensemble of at least 2 members.")
         self.ensemble = ensemble
         self.model = _with_member_probabilities(ensemble)
         self.output_dir = os.fspath(output_dir)
@@ -483,6 +495,9 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
     # Everything a mode needs is checked before any (possibly long) work.
     if "ood" in modes and not ood_data:
         raise ValueError("Mode 'ood' needs `ood_data`: {name: out-of-distribution inputs}.")
+    if "tsne" in modes:
+        snapshots = _snapshots_of(snapshots, os.fspath(ensemble) if isinstance(
+            ensemble, (str, os.PathLike)) else None)
     sets, total = None, 0
     if "corruption" in modes:
         if corruption_source is None:
@@ -495,12 +510,11 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
         names = [corrupted.check_corruption(c) for c in corruptions or corrupted.CORRUPTIONS]
         levels = [corrupted.check_severity(s) for s in severities or corrupted.SEVERITIES]
         total = len(names) * len(levels)
+    ensemble = _ensemble_for(ensemble, modes)
+    if "corruption" in modes:
         sets = corrupted.corrupted_test_sets(corruption_source, names, levels, data_dir)
         if preprocess is not None:
             sets = ((c, s, preprocess(xc), yc) for c, s, xc, yc in sets)
-    if "tsne" in modes:
-        snapshots = _snapshots_of(snapshots, os.fspath(ensemble) if isinstance(
-            ensemble, (str, os.PathLike)) else None)
     run = _Evaluation(ensemble, x, y, modes, output_dir, batch_size, num_bins,
                       tsne_examples, verbose)
     report = {

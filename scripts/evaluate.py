@@ -143,7 +143,7 @@ def main(argv):
             data_dir=FLAGS.data_dir, tsne_examples=FLAGS.tsne_examples,
             num_bins=FLAGS.num_bins, log_dir=FLAGS.tensorboard_dir, seed=FLAGS.seed,
             verbose=FLAGS.verbose)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         raise app.UsageError(str(error)) from error
     with open(os.path.join(output_dir, "report.md")) as f:
         print(f.read())

@@ -262,3 +262,13 @@ def test_a_stream_must_hold_labelled_batches():
     with pytest.raises(ValueError, match="empty"):
         evaluate_ensemble(ensemble, tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
                           .take(0), None)
+
+
+def test_corruption_mode_refuses_members_that_do_not_take_cifar_images(tmp_path):
+    from freetickets_tf.evaluation import evaluate
+
+    ensemble, x, y = _ensemble_and_data(2)
+    with pytest.raises(ValueError, match=r"CIFAR-C images \(32, 32, 3\).*take \(6,\)"):
+        evaluate(ensemble, x, y, modes=["predict", "corruption"],
+                 corruption_source="cifar10", output_dir=tmp_path / "r", verbose=0)
+    assert not (tmp_path / "r").exists()

@@ -192,7 +192,8 @@ def corrupted_test_sets(
 ):
     """Iterates over corrupted test sets, one `(corruption, severity)` at a time
     so only one is in memory. Arguments (and a directory's files) are checked
-    on the call, so a typo fails at once rather than after hours of evaluation.
+    on the call, so a typo fails at once rather than after hours of evaluation;
+    so is the preparation of tensorflow-datasets' first requested set.
 
     Args:
         source: `"cifar10"` for tensorflow-datasets' `cifar10_corrupted`, or
@@ -227,6 +228,9 @@ def corrupted_test_sets(
         load = functools.partial(
             load_cifar10_corrupted, data_dir=data_dir, max_examples=max_examples
         )
+        # Unprepared data fails now, not after the first sets were scored.
+        first = tfds_config_name(corruptions[0], severities[0])
+        next(sources.read_tfds(f"cifar10_corrupted/{first}", "test", data_dir, 1))
     elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
         _check_directory(source, corruptions)
         load = functools.partial(

@@ -137,11 +137,21 @@ def test_corrupted_test_sets_defaults_to_all_combinations_from_tfds(monkeypatch)
         calls.append((args, kwargs))
         return np.zeros((1, 32, 32, 3), "float32"), np.zeros(1, "int32")
 
+    checked = []
     monkeypatch.setattr(C, "load_cifar10_corrupted", fake)
+    monkeypatch.setattr(C.sources, "read_tfds",
+                        lambda *args: checked.append(args) or iter([None]))
     sets = C.corrupted_test_sets(data_dir="D", max_examples=7)
+    # The first set's preparation is checked on the call, before any loading.
+    assert checked == [("cifar10_corrupted/gaussian_noise_1", "test", "D", 1)] and not calls
     pairs = [(c, s) for c, s, _, _ in sets]
     assert pairs == [(c, s) for c in C.CORRUPTIONS for s in C.SEVERITIES]
     assert calls == [((c, s), {"data_dir": "D", "max_examples": 7}) for c, s in pairs]
+
+
+def test_unprepared_tfds_corruptions_fail_on_the_call(tmp_path, no_network):
+    with pytest.raises(FileNotFoundError, match="tfds build cifar10_corrupted --config fog_3"):
+        C.corrupted_test_sets("cifar10", ["fog", "snow"], [3], data_dir=str(tmp_path))
 
 
 def test_corrupted_test_sets_validates_before_loading(tmp_path, monkeypatch):

@@ -140,6 +140,11 @@ EVALUATE = [
                           "--severities=7"], "severit"),
     ("corruptions-unknown", ["--run_dir={tmp}/existing", "--modes=corruption",
                              "--corruptions=rain"], "corruption"),
+    # A digits run has no CIFAR-C images to score: refused before any work.
+    ("corruption-of-a-digits-run", ["--run_dir={tmp}/existing", "--modes=corruption"],
+     "CIFAR-C images (32, 32, 3), but the members take (8, 8, 1)"),
+    ("data-tfds-not-prepared", ["--run_dir={tmp}/existing", "--data=cifar10",
+                                "--data_dir={tmp}/empty"], "tfds build cifar10"),
     ("report-dir-is-a-file", ["--run_dir={tmp}/existing",
                               "--report_dir={tmp}/existing/tickets.json"], "report_dir"),
 ]
