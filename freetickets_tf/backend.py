@@ -25,8 +25,9 @@ Four helpers smooth over the rest: `compile_array_function` compiles a pure
 `nth_largest_key` selects the update's threshold the way each backend does
 it fastest; `distribute_batch` shards a growth batch over the devices of a
 JAX `keras.distribution` (tf.distribute's replicas shard theirs in
-`_sharded_gradient_fn`); and features of one backend only (SavedModel export) call `require_backend`,
-whose error names the backend in use and the alternative.
+`_sharded_gradient_fn`); and features of one backend only (SavedModel
+export) call `require_backend`, whose error names the backend in use and
+the alternative.
 """
 
 import keras
@@ -124,14 +125,14 @@ def masks_in_forward_pass():
 def make_loss_gradient_fn(model, variables):
     """Returns `fn(x, y) -> [dLoss/dv for v in variables]` on one batch.
 
-    The loss is the model's compiled loss in training mode. The pass leaves no
-    trace: BatchNorm moving statistics, dropout seeds and loss metrics are
-    exactly as before. Under a `tf.distribute` strategy (the model's) each
-    replica takes the gradient of its shard of the batch and the replicas'
-    gradients are all-reduced into the whole batch's. The gradient is dense, defined at the inactive
-    positions too: on TensorFlow and PyTorch the masked weights are zeros in
-    the kernel, on JAX the forward pass masks them with a straight-through
-    gradient.
+    The loss is the model's compiled loss in training mode. The pass leaves
+    no trace: BatchNorm moving statistics, dropout seeds and loss metrics
+    are exactly as before. Under a `tf.distribute` strategy (the model's)
+    each replica takes the gradient of its shard of the batch and the
+    replicas' gradients are all-reduced into the whole batch's. The gradient
+    is dense, defined at the inactive positions too: on TensorFlow and
+    PyTorch the masked weights are zeros in the kernel, on JAX the forward
+    pass masks them with a straight-through gradient.
     """
     _check_backend()
     if keras.backend.backend() == "jax":

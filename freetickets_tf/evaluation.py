@@ -313,7 +313,10 @@ class _Evaluation:
 
     @staticmethod
     def scores(keys, scored):
-        one = lambda scores: {k: scores.result()[k] for k in keys}  # noqa: E731
+        def one(scores):
+            result = scores.result()
+            return {k: result[k] for k in keys}
+
         return {"ensemble": one(scored.ensemble),
                 "members": [one(scores) for scores in scored.members]}
 
