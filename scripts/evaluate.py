@@ -15,6 +15,7 @@ to `--report_dir` (default `<run_dir>/report`) and prints `report.md`.
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -69,6 +70,10 @@ def _test_set(ft, input_shape, preprocessing):
                                 normalization=normalization, eval_batch_size=256)
         except (FileNotFoundError, ValueError) as error:
             raise app.UsageError(f"--data={FLAGS.data}: {error}") from error
+        if not preprocessing:  # a run this library did not train: say what we assume
+            print(f"--data={FLAGS.data}: the run records no preprocessing; its test "
+                  f"split is normalised with {FLAGS.data}'s own mean and std.",
+                  file=sys.stderr, flush=True)
         if tuple(data.input_shape) != tuple(input_shape):
             raise app.UsageError(
                 f"--data={FLAGS.data}: its images are {tuple(data.input_shape)}, the "
