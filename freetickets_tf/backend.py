@@ -20,10 +20,10 @@ backend (TensorFlow, JAX or PyTorch):
   a stale (or placeholder) mask, so masked layers mask their kernel in the
   forward pass instead (`masks_in_forward_pass`).
 
-Four helpers smooth over the rest: `compile_array_function` compiles a pure
+Five helpers smooth over the rest: `compile_array_function` compiles a pure
 `keras.ops` function the way the backend does best (the topology update);
 `nth_largest_key` selects the update's threshold the way each backend does
-it fastest; `distribute_batch` shards a growth batch over the devices of a
+it fastest; `cond` branches inside and outside compiled programs alike; `distribute_batch` shards a growth batch over the devices of a
 JAX `keras.distribution` (tf.distribute's replicas shard theirs in
 `_sharded_gradient_fn`); and features of one backend only (SavedModel
 export) call `require_backend`, whose error names the backend in use and
@@ -90,10 +90,12 @@ def nth_largest_key(key, eligible, n):
     every key would do, and the int32 maximum is returned).
 
     On PyTorch, `torch.kthvalue` (a quickselect: about 3x faster there than
-    the loop below run eagerly; it reads `n` on the host). Elsewhere it is
-    built bit by bit from the top, sign first: keep each bit while at least
-    `n` eligible keys are `>=` the threshold, 32 counting passes, each
-    O(size), compiled with the rest of the update.
+    the select below run eagerly; it reads `n` on the host). Elsewhere a
+    radix select of two 16-bit digits, compiled with the rest of the update:
+    a histogram of the keys' high halves finds the bucket holding the
+    `n`-th largest, a histogram of the low halves within that bucket the key
+    itself. Two O(size) passes (scatter-adds), where a bit-by-bit search
+    takes 32 counting passes: about 3x faster on a CPU (issue 16).
     """
     ops = keras.ops
     if keras.backend.backend() == "torch":
@@ -105,14 +107,38 @@ def nth_largest_key(key, eligible, n):
         filled = torch.where(eligible, key, torch.full_like(key, -(2**31)))
         return torch.kthvalue(filled, filled.numel() - n + 1).values
 
-    def at_least_n(threshold):
-        return ops.sum(ops.cast(ops.logical_and(eligible, key >= threshold), "int32")) >= n
+    n = ops.convert_to_tensor(n, "int32")
+    # Digits in key order: the high half, sign included, shifted to
+    # [0, 65535]; the low half as an unsigned number.
+    high = ops.right_shift(key, 16) + 32768
+    low = ops.bitwise_and(key, 0xFFFF)
 
-    threshold = ops.cast(ops.where(at_least_n(0), 0, -(2**31)), "int32")
-    for bit in range(30, -1, -1):
-        candidate = threshold + (1 << bit)  # bit `bit` of `threshold` is 0: no overflow
-        threshold = ops.where(at_least_n(candidate), candidate, threshold)
-    return threshold
+    def digit_and_rank(digit, where, rank):
+        """The largest digit value `d` with at least `rank` keys `>= d`
+        among `where`, and the rank within bucket `d`."""
+        # Positions outside `where` go to an extra bucket that is cut off.
+        bucket = ops.where(where, digit, 65536)
+        counts = ops.segment_sum(ops.ones_like(bucket), bucket, num_segments=65537)[:65536]
+        at_or_above = ops.flip(ops.cumsum(ops.flip(counts)))  # non-increasing
+        d = ops.sum(ops.cast(at_or_above >= rank, "int32")) - 1
+        return d, rank - (ops.take(at_or_above, d) - ops.take(counts, d))
+
+    d_high, rank = digit_and_rank(high, eligible, ops.maximum(n, 1))
+    d_low, _ = digit_and_rank(low, ops.logical_and(eligible, high == d_high), rank)
+    threshold = ops.left_shift(d_high - 32768, 16) + d_low
+    return ops.where(n == 0, 2**31 - 1, threshold)
+
+
+def cond(pred, true_fn, false_fn):
+    """`keras.ops.cond`, except on values outside a compiled program: there
+    a Python branch on the host value, because JAX's `cond` would trace and
+    compile both branches on every eager call."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not isinstance(pred, jax.core.Tracer):
+            return true_fn() if bool(pred) else false_fn()
+    return keras.ops.cond(pred, true_fn, false_fn)
 
 
 def masks_in_forward_pass():

@@ -66,7 +66,8 @@ def top_n_mask(scores, eligible, n):
     Exact and sort-free: the threshold `t`, the `n`-th largest eligible key
     (`backend.nth_largest_key`, O(size)), then every eligible key `> t`
     (fewer than `n`), and of the keys equal to `t` the first ones by index,
-    as many as are missing (a prefix count). `n` may be a tensor (one compiled program
+    as many as are missing (a prefix count, only where more tie than are
+    missing). `n` may be a tensor (one compiled program
     for every count); it must not exceed the number of eligible positions.
 
     Args:
@@ -90,8 +91,14 @@ def top_n_mask(scores, eligible, n):
     above = ops.logical_and(eligible, key > threshold)
     tied = ops.logical_and(eligible, key == threshold)
     missing = n - ops.sum(ops.cast(above, "int32"))
-    first_tied = ops.cumsum(ops.cast(tied, "int32")) <= missing
-    return ops.logical_or(above, ops.logical_and(tied, first_tied))
+
+    def first_tied():
+        return ops.logical_and(tied, ops.cumsum(ops.cast(tied, "int32")) <= missing)
+
+    # The prefix count is the dearest pass; it is needed only when more keys
+    # tie at the threshold than are missing (e.g. many zero gradients).
+    taken = backend.cond(ops.sum(ops.cast(tied, "int32")) > missing, first_tied, lambda: tied)
+    return ops.logical_or(above, taken)
 
 
 def _check_n(n, available, what):

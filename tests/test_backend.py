@@ -174,3 +174,35 @@ def test_compiled_array_functions_equal_the_plain_ones():
             expected = _np(fn(x, ops.convert_to_tensor(n, "int32")))
             np.testing.assert_array_equal(
                 _np(compiled(x, ops.convert_to_tensor(n, "int32"))), expected)
+
+
+def _keys(kind, rng, size):
+    """int32 keys that stress each digit of the radix select."""
+    if kind == "full_range":
+        return rng.integers(-(2**31), 2**31, size, dtype=np.int64).astype("int32")
+    if kind == "one_high_bucket":  # every key shares its high 16 bits: the low digit decides
+        return (rng.integers(0, 2**16, size) + (5 << 16)).astype("int32")
+    if kind == "bucket_edges":  # keys on both sides of high-digit boundaries, signs too
+        edges = np.array([-(2**31), -65537, -65536, -1, 0, 65535, 65536, 2**31 - 1])
+        return (edges[rng.integers(0, edges.size, size)]).astype("int32")
+    return rng.integers(-3, 3, size).astype("int32")  # many ties
+
+
+@pytest.mark.parametrize("kind", ["full_range", "one_high_bucket", "bucket_edges", "ties"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_nth_largest_key_equals_numpy_sort(kind, compiled):
+    rng = np.random.default_rng(len(kind))
+    size = 3000
+    key = _keys(kind, rng, size)
+    eligible = rng.random(size) < 0.7
+    select = backend.nth_largest_key
+    if compiled:
+        select = backend.compile_array_function(select)
+    ordered = np.sort(key[eligible])[::-1]
+    for n in (1, 2, 17, ordered.size // 2, ordered.size):
+        got = _np(select(ops.convert_to_tensor(key), ops.convert_to_tensor(eligible),
+                         ops.convert_to_tensor(n, "int32")))
+        assert int(got) == int(ordered[n - 1]), (kind, n)
+    got = select(ops.convert_to_tensor(key), ops.convert_to_tensor(eligible),
+                 ops.convert_to_tensor(0, "int32"))
+    assert int(_np(got)) == 2**31 - 1

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from freetickets_tf import backend
 from freetickets_tf import topology as topology_module
 from freetickets_tf.topology import drop_count
 from freetickets_tf.topology import grow
@@ -457,9 +458,15 @@ def _reference_top_n(scores, eligible, n):
     return chosen
 
 
+_COMPILED_TOP_N = backend.compile_array_function(topology_module.top_n_mask)
+
+
 @pytest.mark.parametrize("kind", ["normal", "ties", "signed_zeros", "extremes"])
 @pytest.mark.parametrize("n", [0, 1, 7, 200, 500])
-def test_top_n_mask_matches_the_reference(kind, n):
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_top_n_mask_matches_the_reference(kind, n, compiled):
+    # "ties" and "signed_zeros" take the prefix-count branch (more keys tie
+    # at the threshold than are missing), "normal" the other.
     rng = np.random.default_rng(n)
     scores = {
         "normal": rng.normal(size=600),
@@ -468,8 +475,10 @@ def test_top_n_mask_matches_the_reference(kind, n):
         "extremes": rng.choice([np.inf, -np.inf, 3e38, -3e38, 1e-45, -1e-45, 0.0], 600),
     }[kind].astype("float32")
     eligible = rng.random(600) < 0.9
-    got = np.asarray(keras.ops.convert_to_numpy(topology_module.top_n_mask(
-        scores, eligible, keras.ops.convert_to_tensor(n, "int32"))))
+    top_n_mask = _COMPILED_TOP_N if compiled else topology_module.top_n_mask
+    got = np.asarray(keras.ops.convert_to_numpy(top_n_mask(
+        keras.ops.convert_to_tensor(scores), keras.ops.convert_to_tensor(eligible),
+        keras.ops.convert_to_tensor(n, "int32"))))
     assert got.sum() == n
     np.testing.assert_array_equal(got, _reference_top_n(scores, eligible, n))
 
@@ -491,3 +500,4 @@ def test_drop_and_grow_equals_prune_then_grow():
     want_survivors = magnitude_prune(w, mask, n)
     np.testing.assert_array_equal(_np(survivors), _np(want_survivors))
     np.testing.assert_array_equal(_np(new_mask), _np(grow(want_survivors, g, n)))
+
