@@ -3,6 +3,7 @@
 from freetickets_tf.callbacks.dynamic_sparsity import GROWTH_BATCHES
 from freetickets_tf.callbacks.dynamic_sparsity import DynamicSparsityCallback
 from freetickets_tf.callbacks.edst import EDSTCallback
+from freetickets_tf.callbacks.gradual_pruning import GradualPruning
 from freetickets_tf.callbacks.non_finite import NonFiniteGuard
 from freetickets_tf.callbacks.snapshots import PeriodicSnapshots
 from freetickets_tf.callbacks.sparsity_monitor import SparsityMonitor
@@ -14,6 +15,7 @@ __all__ = [
     "GROWTH_BATCHES",
     "DynamicSparsityCallback",
     "EDSTCallback",
+    "GradualPruning",
     "NonFiniteGuard",
     "PeriodicSnapshots",
     "SparsityMonitor",

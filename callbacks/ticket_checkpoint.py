@@ -21,12 +21,15 @@ class BestSnapshot:
         mode: `"max"` or `"min"`; None picks `"min"` for losses.
         selection: `"best"` (by `monitor`) or `"last"` (the latest epoch,
             when there is no validation data).
+        first_epoch: Epochs before this one are never recorded (gradual
+            pruning: a ticket must be at its final sparsity).
     """
 
-    def __init__(self, monitor="val_accuracy", mode=None, selection="best"):
+    def __init__(self, monitor="val_accuracy", mode=None, selection="best", first_epoch=0):
         self.monitor = monitor
         self.mode = check_choice("mode", mode or _default_mode(monitor), ("max", "min"))
         self.selection = check_choice("selection", selection, SELECTIONS)
+        self.first_epoch = check_int("first_epoch", first_epoch, 0)
         self.reset()
 
     def reset(self):
@@ -42,6 +45,8 @@ class BestSnapshot:
 
     def offer(self, model, epoch, logs):
         """Records `model`'s weights if `epoch` is the best so far."""
+        if epoch < self.first_epoch:
+            return
         logs = logs or {}
         value = logs.get(self.monitor)
         if self.selection == "best" and value is None:
@@ -120,6 +125,7 @@ class TicketCheckpoint(keras.callbacks.Callback):
         selection: `"best"` or `"last"`.
         seed: Seed of this member, recorded in the manifest.
         flops_callback: A `TrainingFlopsCallback` whose count is recorded.
+        first_epoch: The first epoch that may become the ticket.
 
     Example:
 
@@ -130,7 +136,7 @@ class TicketCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, run_dir, member, method="dst", num_members=1,
                  monitor="val_accuracy", mode=None, selection="best", seed=None,
-                 flops_callback=None):
+                 flops_callback=None, first_epoch=0):
         super().__init__()
         # Every argument checked before the run directory is made.
         self.member = check_int("member", member, 0)
@@ -140,7 +146,7 @@ class TicketCheckpoint(keras.callbacks.Callback):
             raise ValueError(
                 f"Invalid `member`: {member}; a run of {num_members} tickets has "
                 f"members 0..{num_members - 1}.")
-        self.snapshot = BestSnapshot(monitor, mode, selection)
+        self.snapshot = BestSnapshot(monitor, mode, selection, first_epoch)
         self.run = open_run(run_dir, method, num_members)
         self.seed = seed
         self.flops_callback = flops_callback

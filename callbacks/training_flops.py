@@ -22,10 +22,12 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
 
     `f_S` is computed at the start of `fit` and again only when
     `sparsity_callback.updates_done` has changed, i.e. after a topology
-    update, which is the only time masks change during `fit` (DST keeps each
-    layer's active count, so `f_S` stays the same anyway). Updates are looked
-    for before each batch, so the steps of a batch are counted at the masks
-    they ran with, wherever this callback sits in the callbacks list; several
+    update or a pruning step, the only times masks change during `fit` (DST
+    keeps each layer's active count, so `f_S` stays the same; gradual
+    pruning lowers it). Updates are looked for before each batch, so the
+    steps of a batch are counted at the masks they ran with, wherever this
+    callback sits in the callbacks list (`GradualPruning` prunes at the
+    start of a batch: put it before this callback); several
     updates between two batches (e.g. EDST's global exploration at an epoch
     boundary) each add a growth pass, all at the density before the first.
 
@@ -40,9 +42,9 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
 
     Args:
         batch_size: Training examples per optimizer step.
-        sparsity_callback: The run's `DynamicSparsityCallback` (or anything
-            with an `updates_done` counter); None for static masks or dense
-            training.
+        sparsity_callback: The run's `DynamicSparsityCallback` or
+            `GradualPruning` (or anything with an `updates_done` counter);
+            None for static masks or dense training.
         growth_batch_size: Examples of the growth batch. Defaults to the
             sparsity callback's `batch_size` (what it draws from arrays; pass
             the batch size of its dataset when it is given one), else
@@ -112,11 +114,14 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
         self._updates_seen = done
         if new <= 0:
             return
-        # Anything with `updates_done` may stand in; its `growth` names the rule.
-        updater = getattr(self.sparsity_callback, "updater", None) or updaters.get(
-            getattr(self.sparsity_callback, "growth", "gradient"))
-        self.total_flops += new * updater.update_flops(*self._forward,
-                                                       self._growth_batch_size())
+        # Anything with `updates_done` may stand in: its own `update_flops`
+        # (gradual pruning), its updater's, or the rule its `growth` names.
+        update_flops = getattr(self.sparsity_callback, "update_flops", None)
+        if update_flops is None:
+            updater = getattr(self.sparsity_callback, "updater", None) or updaters.get(
+                getattr(self.sparsity_callback, "growth", "gradient"))
+            update_flops = updater.update_flops
+        self.total_flops += new * update_flops(*self._forward, self._growth_batch_size())
         self._measure()  # the masks changed
 
     def on_train_begin(self, logs=None):

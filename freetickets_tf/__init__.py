@@ -46,6 +46,7 @@ _EXPORTS = {
     "erk_densities": "densities",
     "DynamicSparsityCallback": "callbacks",
     "EDSTCallback": "callbacks",
+    "GradualPruning": "callbacks",
     "TrainingCheckpoint": "callbacks",
     "SparsityMonitor": "callbacks",
     "EnsembleConfig": "recipes",
@@ -59,7 +60,8 @@ _EXPORTS = {
 _SUBMODULES = (
     "backend", "callbacks", "data", "densities", "distribute", "ensemble_model",
     "evaluation", "flops", "growth_batches", "io", "layers", "losses", "manifest",
-    "masking", "metrics", "models", "optimizers", "plots", "recipes", "running_scores",
+    "masking", "metrics", "models", "optimizers", "plots", "pruning_schedules", "recipes",
+    "running_scores",
     "schedules", "serving", "tickets", "topology", "updaters",
 )
 

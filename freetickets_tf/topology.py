@@ -217,6 +217,39 @@ def random_grow(mask, n, seed=None):
     return grow(mask, scores, n)
 
 
+def kept_count(size, sparsity):
+    """Weights a layer of `size` keeps at `sparsity` under gradual magnitude
+    pruning: `max(round(size * (1 - sparsity)), 1)`, as tfmot (round half
+    to even)."""
+    return max(int(round(size * (1.0 - sparsity))), 1)
+
+
+def prune_to_sparsity(weights, mask, sparsity):
+    """The mask keeping a layer's `kept_count(size, sparsity)` largest
+    `|w|`, active weights before inactive ones (the step of gradual
+    magnitude pruning, as tfmot's `prune_low_magnitude`).
+
+    tfmot keeps every weight `>=` the k-th largest magnitude, so ties at the
+    threshold may keep more than k; here exactly k are kept, ties to the
+    lower index. Pruned weights are zero, so they stay pruned while the
+    sparsity rises.
+
+    Example:
+
+    >>> import numpy as np
+    >>> w = np.array([[0.3, -0.1], [0.0, 2.0]])
+    >>> mask = np.array([[True, True], [False, True]])
+    >>> ops.convert_to_numpy(prune_to_sparsity(w, mask, 0.5)).tolist()
+    [[True, False], [False, True]]
+    """
+    shape = ops.shape(weights)
+    flat_mask = _flat(mask, "bool")
+    n = kept_count(int(ops.size(flat_mask)), sparsity)
+    scores = ops.where(flat_mask, ops.abs(_flat(weights, "float32")), -1.0)
+    kept = top_n_mask(scores, ops.ones_like(flat_mask), n)
+    return ops.reshape(kept, shape)
+
+
 def global_magnitude_masks(weights, density):
     """Masks keeping the `round(density * total)` largest `|w|` over all
     kernels together (global magnitude pruning, the PF ensemble of SPEC §4).

@@ -41,7 +41,7 @@ from freetickets_tf.scripts.console import fail
 from freetickets_tf.scripts.console import quiet_tensorflow
 from freetickets_tf.scripts.console import run_app
 
-METHODS = ("edst", "dst", "static", "pf", "deep_ensemble", "dense")
+METHODS = ("edst", "dst", "static", "pf", "gmp", "deep_ensemble", "dense")
 BASELINES = ("dense", "deep_ensemble", "static", "dst")
 DATASETS = ("digits", "cifar10", "cifar100", "svhn_cropped", "imagenet2012", "folder")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
@@ -94,6 +94,10 @@ _METHOD_FLAGS = {
     "refinement_lrs": ("edst",),
     "finetune_epochs": ("pf",),
     "finetune_lr": ("pf",),
+    "pruning_begin": ("gmp",),
+    "pruning_end": ("gmp",),
+    "pruning_frequency": ("gmp",),
+    "pruning_power": ("gmp",),
     "update_frequency": ("edst", "dst"),
     "update_end_fraction": ("dst",),
     "death_rate": ("edst", "dst"),
@@ -173,6 +177,12 @@ flags.DEFINE_enum("growth_batch", "fresh", GROWTH_BATCHES,
                   "training batch (the original).")
 flags.DEFINE_integer("finetune_epochs", None, "PF: fine-tuning epochs (default epochs / 3).")
 flags.DEFINE_float("finetune_lr", 0.001, "PF: constant fine-tuning learning rate.")
+flags.DEFINE_float("pruning_begin", 0.0,
+                   "GMP: fraction of each member's steps where gradual pruning starts.")
+flags.DEFINE_float("pruning_end", 0.75,
+                   "GMP: fraction where it reaches the final sparsity (1 - --density).")
+flags.DEFINE_integer("pruning_frequency", 100, "GMP: optimizer steps between pruning steps.")
+flags.DEFINE_float("pruning_power", 3.0, "GMP: exponent of the polynomial sparsity schedule.")
 flags.DEFINE_integer("snapshot_every", None,
                      "Keep a snapshot every this many epochs (for evaluate --modes tsne).")
 flags.DEFINE_enum("strategy", "default", STRATEGIES,
@@ -209,7 +219,8 @@ def _numbers(name, kind):
 # from a bad one (EDST's 1.8 x --epochs) would name the wrong number.
 _MINIMUMS = {"epochs": 1, "edst_epochs": 1, "exploration_epochs": 1, "batch_size": 1,
              "update_frequency": 1, "finetune_epochs": 1, "snapshot_every": 1,
-             "warmup_epochs": 0, "image_size": 1, "cpu_devices": 1, "num_members": 1}
+             "warmup_epochs": 0, "image_size": 1, "cpu_devices": 1, "num_members": 1,
+             "pruning_frequency": 1}
 
 
 def _check_method_flags():
@@ -278,6 +289,10 @@ def _config(method):
         label_smoothing=_setting("label_smoothing") or 0.0,
         finetune_epochs=FLAGS.finetune_epochs or max(1, _setting("epochs") // 3),
         finetune_learning_rate=FLAGS.finetune_lr,
+        pruning_begin=FLAGS.pruning_begin,
+        pruning_end=FLAGS.pruning_end,
+        pruning_frequency=FLAGS.pruning_frequency,
+        pruning_power=FLAGS.pruning_power,
         seed=FLAGS.seed,
         snapshot_every=FLAGS.snapshot_every,
         verbose=FLAGS.verbose,

@@ -501,3 +501,30 @@ def test_drop_and_grow_equals_prune_then_grow():
     np.testing.assert_array_equal(_np(survivors), _np(want_survivors))
     np.testing.assert_array_equal(_np(new_mask), _np(grow(want_survivors, g, n)))
 
+
+# --- gradual magnitude pruning (tfmot's prune_low_magnitude) ---------------
+
+
+@pytest.mark.parametrize("size, sparsity", [(10, 0.5), (7, 0.5), (9, 0.5), (100, 0.999),
+                                            (3, 0.0), (1000, 0.873)])
+def test_kept_count_is_tfmots(size, sparsity):
+    # tfmot: k = max(round(size * (1 - sparsity)), 1), round half to even.
+    assert topology_module.kept_count(size, sparsity) == max(
+        int(np.round(size * (1 - sparsity))), 1)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.3, 0.8, 0.95])
+def test_prune_to_sparsity_keeps_the_largest_active_magnitudes(sparsity):
+    rng = np.random.default_rng(int(sparsity * 100))
+    w = rng.normal(size=(12, 9)).astype("float32")
+    mask = rng.random((12, 9)) < 0.9
+    w = np.where(mask, w, 0.0).astype("float32")
+    got = _np(topology_module.prune_to_sparsity(w, mask, sparsity))
+    k = topology_module.kept_count(w.size, sparsity)
+    assert got.sum() == k
+    # numpy: the k largest |w| of the active weights (all distinct here).
+    order = np.argsort(-np.where(mask, np.abs(w), -1.0), axis=None, kind="stable")
+    expected = np.zeros(w.size, bool)
+    expected[order[:k]] = True
+    np.testing.assert_array_equal(got, expected.reshape(w.shape))
+    assert not (got & ~mask).any() or k > mask.sum()

@@ -1,5 +1,5 @@
 """The settings of an ensemble run, by concern: `SparsityConfig`,
-`DSTConfig`, `EDSTConfig`, `PFConfig` and `OptimizerConfig` inside one
+`DSTConfig`, `EDSTConfig`, `PFConfig`, `GMPConfig` and `OptimizerConfig` inside one
 `EnsembleConfig`. Defaults are the original's CIFAR ones (SPEC §4) and train
 as the original code does (coupled weight decay, per-member data order).
 
@@ -160,6 +160,43 @@ class PFConfig:
 
 
 @dataclasses.dataclass
+class GMPConfig:
+    """Gradual magnitude pruning (Zhu & Gupta; `callbacks.GradualPruning`):
+    each member trains from dense and every masked layer is pruned to the
+    sparsity `1 - sparsity.density` along tfmot's `PolynomialDecay` from 0;
+    its ticket is taken from the epochs after the last pruning step.
+
+    Attributes:
+        pruning_begin: Fraction of each member's steps where pruning starts.
+        pruning_end: Fraction where it reaches the final sparsity
+            (`> pruning_begin`; 0.75 leaves a quarter of training to
+            recover).
+        pruning_frequency: Optimizer steps between pruning steps.
+        pruning_power: Exponent of the polynomial (3, as Zhu & Gupta).
+    """
+
+    pruning_begin: float = 0.0
+    pruning_end: float = 0.75
+    pruning_frequency: int = 100
+    pruning_power: float = 3.0
+
+    def validate(self):
+        for name in ("pruning_begin", "pruning_end"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    0.0 <= value < 1.0):
+                raise ValueError(
+                    f"Invalid `{name}`: {value!r}. Expected a fraction of each "
+                    "member's steps in [0, 1).")
+        if self.pruning_end <= self.pruning_begin:
+            raise ValueError(
+                f"Invalid `pruning_end`: {self.pruning_end!r}. Expected a fraction "
+                f"> `pruning_begin` ({self.pruning_begin!r}).")
+        check_int("pruning_frequency", self.pruning_frequency, 1)
+        check_positive("pruning_power", self.pruning_power)
+
+
+@dataclasses.dataclass
 class OptimizerConfig:
     """SGD and its learning-rate schedule (`optimizers.make_sgd`).
 
@@ -206,6 +243,7 @@ SECTIONS = {
     "dst": DSTConfig,
     "edst": EDSTConfig,
     "pf": PFConfig,
+    "gmp": GMPConfig,
     "optimizer": OptimizerConfig,
 }
 # Flat setting name -> the section that owns it.
@@ -242,6 +280,7 @@ class EnsembleConfig:
         dst: A `DSTConfig`.
         edst: An `EDSTConfig`.
         pf: A `PFConfig`.
+        gmp: A `GMPConfig`.
         optimizer: An `OptimizerConfig`.
 
     Example:
@@ -266,6 +305,7 @@ class EnsembleConfig:
     dst: DSTConfig = None
     edst: EDSTConfig = None
     pf: PFConfig = None
+    gmp: GMPConfig = None
     optimizer: OptimizerConfig = None
 
     def __post_init__(self):

@@ -7,6 +7,7 @@ stages of `stages.Recipe`, and their registry.
 | `dst` | M runs | yes | a DST run with its own seed |
 | `static` | M runs | yes | a random ERK mask, never updated |
 | `pf` | M runs | yes | a dense run, pruned by global magnitude, fine-tuned |
+| `gmp` | M runs | yes | a run from dense, pruned gradually by magnitude (Zhu & Gupta) |
 | `deep_ensemble` | M runs | no | a dense run |
 | `dense` | 1 run | no | a dense run |
 """
@@ -17,6 +18,8 @@ import typing
 
 from freetickets_tf import distribute
 from freetickets_tf import masking
+from freetickets_tf.callbacks.gradual_pruning import GradualPruning
+from freetickets_tf.pruning_schedules import PolynomialDecay
 from freetickets_tf.recipes import edst
 from freetickets_tf.recipes.stages import for_each_member
 
@@ -32,6 +35,8 @@ class Method:
         one_model: It trains one member whatever `num_members` says.
         one_run: Its tickets are phases of one run: the run's FLOPs count
             once, and every member shares one data order.
+        check: `check(recipe)` raises `ValueError` for settings that cannot
+            work on this run's data, before the run directory is made.
     """
 
     name: str
@@ -39,6 +44,7 @@ class Method:
     sparse: bool = True
     one_model: bool = False
     one_run: bool = False
+    check: typing.Callable = None
 
 
 def _sparse_start(recipe, seed):
@@ -95,12 +101,49 @@ def _pf_member(recipe, member, seed):
                       initial_flops=0.0 if counter is None else counter.total_flops)
 
 
+def _gmp_schedule(recipe):
+    """Each GMP member's `PolynomialDecay`, in optimizer steps of the run."""
+    config = recipe.config
+    total = config.epochs * recipe.steps_per_epoch
+    frequency = config.gmp.pruning_frequency
+    begin = math.floor(config.gmp.pruning_begin * total)
+    # The last pruning step must run (at most the member's last step) and be
+    # a pruning turn, so that the tickets reach the final sparsity.
+    end = min(math.floor(config.gmp.pruning_end * total), total - 1)
+    end = begin + (end - begin) // frequency * frequency
+    if end <= begin:
+        raise ValueError(
+            f"Invalid `pruning_frequency`: {frequency} steps leave no pruning step "
+            f"after the first (step {begin}) within `pruning_end` "
+            f"({config.gmp.pruning_end} of {total} steps per member), so the tickets "
+            "would never reach the final sparsity. Lower it, or train longer.")
+    return PolynomialDecay(0.0, 1.0 - config.sparsity.density, begin, end,
+                           power=config.gmp.pruning_power, frequency=frequency)
+
+
+def _gmp_member(recipe, member, seed):
+    config = recipe.config
+    schedule = _gmp_schedule(recipe)
+
+    def start():
+        with distribute.scope(recipe.strategy):
+            prunable = masking.sparsify(recipe.new_model(seed), 1.0, "uniform", seed=seed)
+        return recipe.compile(prunable, config.optimizer.learning_rate)
+
+    # The ticket: an epoch after the last pruning step (step `end_step` is
+    # pruned before it runs, in epoch `end_step // steps_per_epoch`).
+    recipe.fit_member(member, seed, "train", start, config.epochs,
+                      sparsity_callback=GradualPruning(schedule),
+                      first_ticket_epoch=schedule.end_step // recipe.steps_per_epoch)
+
+
 REGISTRY = {
     method.name: method for method in (
         Method("edst", edst.train, one_run=True),
         Method("dst", for_each_member(_dst_member)),
         Method("static", for_each_member(_static_member)),
         Method("pf", for_each_member(_pf_member)),
+        Method("gmp", for_each_member(_gmp_member), check=_gmp_schedule),
         Method("deep_ensemble", for_each_member(_dense_member), sparse=False),
         Method("dense", for_each_member(_dense_member), sparse=False, one_model=True),
     )

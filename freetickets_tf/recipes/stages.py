@@ -119,12 +119,14 @@ class Recipe:
         # What the manifest records and a resumed run must match.
         self.settings = json.loads(json.dumps({**config.to_dict(), **identity}))
         self.run_dir = distribute.worker_directory(run_dir, self.strategy)
+        self.batch = self.train.batch_size
+        self.steps_per_epoch = self.train.steps_per_epoch
+        if method.check is not None:
+            method.check(self)  # settings that depend on the data's size
         if not open_run:
             return
         self.run = RunDirectory.create(self.run_dir, method.name, self.num_members,
                                        self.settings)
-        self.batch = self.train.batch_size
-        self.steps_per_epoch = self.train.steps_per_epoch
         try:
             distribute.check_workers_agree(
                 self.strategy, "where to resume (finished tickets, checkpoint number)",
@@ -265,7 +267,8 @@ class Recipe:
         return model
 
     def fit_member(self, member, seed, stage, start, epochs, sparsity_callback=None,
-                   ticket=True, learning_rate_schedule=True, initial_flops=0.0):
+                   ticket=True, learning_rate_schedule=True, initial_flops=0.0,
+                   first_ticket_epoch=0):
         """Trains `stage` of member `member`, continuing from its checkpoint if
         the run was interrupted in it.
 
@@ -275,6 +278,7 @@ class Recipe:
             ticket: Whether this stage's best checkpoint is the ticket.
             learning_rate_schedule: Step decay at 50% and 75% of `epochs`.
             initial_flops: FLOPs spent before this stage.
+            first_ticket_epoch: The first epoch that may become the ticket.
 
         Returns:
             `(model, flops_callback)` after training.
@@ -286,7 +290,7 @@ class Recipe:
             callbacks.append(self.step_decay(epochs))
         snapshot = None
         if ticket:
-            tickets = self.ticket_callback(member, seed, counter)
+            tickets = self.ticket_callback(member, seed, counter, first_ticket_epoch)
             snapshot = tickets.snapshot
             callbacks.append(tickets)
         self.fit(model, epochs, callbacks, {"member": member, "stage": stage}, snapshot,
@@ -301,7 +305,7 @@ class Recipe:
                 warmup_epochs=config.optimizer.warmup_epochs)
         )
 
-    def ticket_callback(self, member, seed, flops_callback):
+    def ticket_callback(self, member, seed, flops_callback, first_epoch=0):
         return TicketCheckpoint(
             self.run,
             member,
@@ -309,6 +313,7 @@ class Recipe:
             selection=self.config.selection,
             seed=seed,
             flops_callback=flops_callback,
+            first_epoch=first_epoch,
         )
 
     def finish(self):

@@ -1,4 +1,5 @@
-"""The ensemble methods end to end: EDST, DST, static, PF, dense and deep ensembles (SPEC §4)."""
+"""The ensemble methods end to end: EDST, DST, static, PF, GMP, dense and deep
+ensembles (SPEC §4)."""
 
 import json
 import os
@@ -33,7 +34,7 @@ def data(toy_data):
 def _config(**kwargs):
     settings = dict(num_members=2, epochs=3, exploration_epochs=1, density=0.3,
                     update_frequency=2, batch_size=64, learning_rate=0.05,
-                    weight_decay=0.0, finetune_epochs=1, verbose=0)
+                    weight_decay=0.0, finetune_epochs=1, pruning_frequency=1, verbose=0)
     settings.update(kwargs)
     return EnsembleConfig(**settings)
 
@@ -51,7 +52,7 @@ def test_every_method_writes_its_tickets(method, data, tmp_path):
     assert manifest.method == method and manifest.complete
     assert len(run.tickets) == members
     tickets = manifest.load_tickets()
-    sparse = method in ("edst", "dst", "static", "pf")
+    sparse = method in ("edst", "dst", "static", "pf", "gmp")
     for entry, ticket in zip(run.tickets, tickets):
         assert entry["training_flops"] > 0
         assert entry["val_accuracy"] is not None
@@ -518,3 +519,48 @@ def test_uint8_and_scaled_images_train_and_evaluate_alike(tmp_path):
         ft.evaluation.ensemble_probabilities(ensemble, images.astype("float32"))
     with pytest.raises(ValueError, match="uint8 images would reach the model unscaled"):
         ft.evaluation.evaluate_ensemble(ft.EnsembleModel([a]), images, labels)
+
+
+def test_gmp_members_prune_gradually_and_keep_a_ticket_at_the_final_sparsity(
+        data, tmp_path, monkeypatch):
+    sparsities = []
+    prune = ft.GradualPruning.prune
+
+    def recording(self, step, sparsity):
+        sparsities.append((step, round(sparsity, 6)))
+        return prune(self, step, sparsity)
+
+    monkeypatch.setattr(ft.GradualPruning, "prune", recording)
+    train, val = data
+    # 3 steps per epoch, 4 epochs: 12 steps; pruning from step 0 to
+    # floor(0.5 * 12) = 6, every 2 steps, to sparsity 0.7.
+    config = _config(num_members=1, epochs=4, pruning_end=0.5, pruning_frequency=2)
+    run = recipes.train_ensemble("gmp", build, train, val, config, tmp_path)
+    schedule = ft.pruning_schedules.PolynomialDecay(0.0, 0.7, 0, 6, frequency=2)
+    assert sparsities == [(s, round(schedule.sparsity(s), 6)) for s in (0, 2, 4, 6)]
+    # Step 6 is pruned in epoch 2: the ticket is epoch 2 or 3.
+    assert run.tickets[0]["epoch"] >= 2
+    (ticket,) = RunDirectory.open(tmp_path).load_tickets()
+    for mk in ft.masked_kernels(ticket):
+        size = int(np.prod(mk.mask.shape))
+        assert int(np.asarray(mk.mask).sum()) == ft.topology.kept_count(size, 0.7)
+    assert run.relative_training_flops < 1.0
+
+
+@pytest.mark.parametrize("settings, argument", [
+    ({"pruning_end": 0.0}, "pruning_end"),
+    ({"pruning_begin": 0.5, "pruning_end": 0.5}, "pruning_end"),
+    ({"pruning_begin": -0.1}, "pruning_begin"),
+    ({"pruning_end": 1.0}, "pruning_end"),
+    ({"pruning_frequency": 0}, "pruning_frequency"),
+    ({"pruning_power": -1.0}, "pruning_power"),
+    # 9 steps per member, pruning to step 6: no pruning turn after step 0.
+    ({"pruning_frequency": 7}, "pruning_frequency"),
+])
+def test_bad_gmp_settings_are_refused_before_the_run_directory(
+        settings, argument, data, tmp_path):
+    train, val = data
+    with pytest.raises(ValueError, match=f"Invalid `{argument}`"):
+        recipes.train_ensemble("gmp", build, train, val, _config(**settings),
+                               tmp_path / "run")
+    assert not (tmp_path / "run").exists()
