@@ -2,7 +2,8 @@ r"""FreeTickets against its baselines on real images (Fashion-MNIST).
 
 Trains, on the same data and with the same settings, a dense single model, a
 dense deep ensemble, a static sparse ensemble, a DST ensemble and an EDST
-ensemble (M members, density d), and reports for each ensemble accuracy,
+ensemble (M members, density d; with `--methods ...,gmp` also an ensemble
+pruned gradually from dense, Zhu & Gupta's GMP), and reports for each ensemble accuracy,
 NLL, ECE and Brier score on the test set, the members' accuracies and
 disagreement, out-of-distribution detection (AUROC of the max probability,
 Fashion-MNIST test images against scikit-learn's handwritten digits scaled to
@@ -58,7 +59,9 @@ import numpy as np  # noqa: E402
 
 import freetickets_tf as ft  # noqa: E402
 
-ROWS = ("dense", "deep_ensemble", "static", "dst", "edst")
+# `gmp` (gradual magnitude pruning, dense to sparse) only when asked for.
+ROWS = ("dense", "deep_ensemble", "static", "dst", "gmp", "edst")
+DEFAULT_ROWS = tuple(row for row in ROWS if row != "gmp")
 METHODS = ROWS[1:]  # trained in this order; `dense` is deep_ensemble's member 0
 
 PRESETS = {
@@ -122,9 +125,13 @@ def parse_args(argv):
                         action=argparse.BooleanOptionalAction, default=True,
                         help="zero the momentum of regrown weights (RigL; "
                         "--no-reset_optimizer_state: the original)")
-    parser.add_argument("--methods", default=",".join(ROWS),
+    parser.add_argument("--methods", default=",".join(DEFAULT_ROWS),
                         help="comma-separated subset of " + ", ".join(ROWS) +
-                        " (dense comes free with deep_ensemble: its member 0)")
+                        " (dense comes free with deep_ensemble: its member 0; "
+                        "gmp, gradual magnitude pruning, is not in the default)")
+    parser.add_argument("--pruning_frequency", type=int, default=None,
+                        help="gmp: optimizer steps between pruning steps "
+                        "(default: --update_frequency)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output_dir", default=None,
                         help="default benchmarks/runs/real_data_<preset>_seed<seed>")
@@ -203,6 +210,7 @@ def config_for(method, args):
         prune_dense_layers=args.prune_dense_layers,
         growth_batch=args.growth_batch,
         reset_optimizer_state=args.reset_optimizer_state,
+        pruning_frequency=args.pruning_frequency or args.update_frequency,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         momentum=args.momentum,

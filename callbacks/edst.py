@@ -136,6 +136,7 @@ class EDSTCallback(keras.callbacks.Callback):
         )
         self._print(
             f"Ticket {phase} saved: {entry['file']} (epoch {entry['epoch'] + 1}, "
-            f"{self.snapshot.monitor}={entry['monitor_value']}, "
-            f"density {entry['density']:.4f})"
+            + ("" if entry["monitor_value"] is None else
+               f"{self.snapshot.monitor}={entry['monitor_value']:.4f}, ")
+            + f"density {entry['density']:.4f})"
         )

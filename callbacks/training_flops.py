@@ -36,7 +36,10 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
     `drop_remainder=True`, or read the overcount (at most one batch per
     epoch) off the numbers.
 
-    At the end of each epoch `logs["training_flops"]` is the running total.
+    At the end of each epoch `logs["training_gflops"]` is the running total
+    in GFLOPs (1e9 FLOPs; Keras' progress line prints logs to four decimals,
+    which a raw count like 4340711424.0000 does not suit); `total_flops` is
+    the exact count.
     The count carries over from one `fit` to the next with the same callback,
     and `initial_flops` continues it across a restart.
 
@@ -153,7 +156,7 @@ class TrainingFlopsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._sync_updates()  # an update at the epoch's last batch
         if logs is not None:
-            logs["training_flops"] = self.total_flops
+            logs["training_gflops"] = self.total_flops / 1e9
 
     def on_train_end(self, logs=None):
         self._sync_updates()

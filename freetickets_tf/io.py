@@ -140,19 +140,43 @@ def sweep_temporary(directory):
     return removed
 
 
-def save_model_atomic(model, path):
+def save_model_atomic(model, path, include_optimizer=True):
     """Saves `model` to the `.keras` file `path` via a temporary file and rename.
 
     An interrupted save leaves any previous file at `path` untouched.
 
+    Args:
+        model: A Keras model.
+        path: A `.keras` file name.
+        include_optimizer: False saves the architecture and weights only
+            (what a ticket needs for inference; a `.keras` file of a
+            compiled model otherwise carries every optimizer slot, e.g. a
+            dense momentum array per kernel). Subclassed models, which Keras
+            cannot copy, are saved whole.
+
     Example:
 
-    >>> save_model_atomic(model, "runs/ticket_0.keras")
+    >>> save_model_atomic(model, "runs/ticket_0.keras", include_optimizer=False)
     """
     if not str(path).endswith(".keras"):
         raise ValueError(f"Invalid `path`: {path!r}. Expected a `.keras` file name.")
+    if not include_optimizer and getattr(model, "optimizer", None) is not None:
+        model = _weights_only_copy(model)
     with atomic_path(path, ".keras") as tmp:
         model.save(tmp)
+
+
+def _weights_only_copy(model):
+    """An uncompiled copy of a Sequential or functional `model` with its
+    weights, or `model` itself where its class cannot rebuild it."""
+    # From the architecture's config: `clone_model` would carry the
+    # compiled optimizer over.
+    try:
+        copy = type(model).from_config(model.get_config())
+    except (ValueError, TypeError, NotImplementedError):
+        return model
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def write_text_atomic(text, path):

@@ -26,9 +26,11 @@ without affecting any output; `freetickets_tf.zero_inactive_weights` clears
 them, and ticket saving does it for you.
 """
 
+import math
 from typing import NamedTuple
 
 import keras
+import numpy as np
 from keras import ops
 
 from freetickets_tf import backend
@@ -93,6 +95,13 @@ class MaskedLayerMixin:
             if not backend.masks_in_forward_pass():
                 kernel.constraint = _ZeroInactive(mask, kernel.constraint)
 
+    def count_params(self):
+        """The layer's weights (kernels, biases), its masks and explored
+        records not counted: they are bookkeeping, not parameters.
+        `freetickets_tf.sparsity_summary` gives the active counts."""
+        bookkeeping = {id(v) for mk in self.masked_kernels for v in (mk.mask, mk.explored)}
+        return sum(math.prod(v.shape) for v in self.weights if id(v) not in bookkeeping)
+
     # `__call__` rather than `call`: Keras reads `call`'s signature to build
     # layers, and a built layer is all this needs.
     def __call__(self, *args, **kwargs):
@@ -135,12 +144,79 @@ class MaskedLayerMixin:
         ]
 
     # Dense and Conv save a fixed list of variables (for quantization) that
-    # would leave the masks out; the generic Layer format saves them all.
+    # would leave the masks out. This saves every variable, in the generic
+    # Layer format (`store["<i>"]`, the i-th variable) except that masks and
+    # explored records are bit-packed (`"<i>_bits"`) and a kernel whose
+    # inactive weights are all zero keeps only its active values, in mask
+    # order (`"<i>_active"`): a density-0.2 float32 kernel takes about a
+    # quarter of its dense bytes. A kernel with non-zero inactive weights
+    # (JAX's drift between updates) is saved whole, so a load is always
+    # bit-identical.
     def save_own_variables(self, store):
-        keras.layers.Layer.save_own_variables(self, store)
+        variables = self._trainable_variables + self._non_trainable_variables
+        kernels = self.masked_kernels
+        masks = {id(mk.kernel): mk.mask for mk in kernels}
+        packed = {id(v) for mk in kernels for v in (mk.mask, mk.explored)}
+        for i, v in enumerate(variables):
+            if id(v) in packed:
+                store[f"{i}_bits"] = np.packbits(_numpy(v).reshape(-1))
+            elif id(v) in masks:
+                kernel, mask = _numpy(v), _numpy(masks[id(v)])
+                if kernel[~mask].any():
+                    store[f"{i}"] = kernel
+                else:
+                    store[f"{i}_active"] = kernel[mask]
+            else:
+                store[f"{i}"] = v
 
     def load_own_variables(self, store):
-        keras.layers.Layer.load_own_variables(self, store)
+        variables = self._trainable_variables + self._non_trainable_variables
+        keys = set(store.keys())
+        if len(keys) != len(variables):
+            raise ValueError(
+                f"Layer {self.name!r}: the weights file holds {len(keys)} variables "
+                f"({sorted(keys)}); the layer has {len(variables)} "
+                f"({[v.name for v in variables]}).")
+        bits = {id(v): self._unpacked(store[f"{i}_bits"], v)
+                for i, v in enumerate(variables) if f"{i}_bits" in keys}
+        mask_of = {id(mk.kernel): mk.mask for mk in self.masked_kernels}
+        for i, v in enumerate(variables):
+            if id(v) in bits:
+                v.assign(bits[id(v)])
+            elif f"{i}_active" in keys:
+                v.assign(self._scattered(store[f"{i}_active"], v, bits.get(id(mask_of[id(v)]))))
+            elif f"{i}" in keys:
+                v.assign(store[f"{i}"])
+            else:
+                raise ValueError(
+                    f"Layer {self.name!r}: the weights file has no entry for "
+                    f"{v.name!r} (variable {i}); it holds {sorted(keys)}.")
+
+    def _unpacked(self, packed, variable):
+        packed = np.asarray(packed)
+        size = math.prod(variable.shape)
+        if packed.dtype != np.uint8 or packed.size != (size + 7) // 8:
+            raise ValueError(
+                f"Corrupted compact weights of layer {self.name!r}: "
+                f"{variable.name!r} {tuple(variable.shape)} needs {(size + 7) // 8} "
+                f"packed bytes, the file holds {packed.size} ({packed.dtype}).")
+        return np.unpackbits(packed.reshape(-1), count=size).astype(bool).reshape(
+            variable.shape)
+
+    def _scattered(self, active, kernel, mask):
+        active = np.asarray(active).reshape(-1)
+        if mask is None or active.size != int(mask.sum()):
+            raise ValueError(
+                f"Corrupted compact weights of layer {self.name!r}: {kernel.name!r} "
+                f"holds {active.size} active values, but its mask "
+                + ("is missing." if mask is None else f"has {int(mask.sum())}."))
+        dense = np.zeros(kernel.shape, active.dtype)
+        dense[mask] = active
+        return dense
+
+
+def _numpy(variable):
+    return np.asarray(ops.convert_to_numpy(variable.value))
 
 
 def _register(cls):

@@ -392,7 +392,7 @@ class RunDirectory:
             )
         path = self.ticket_path(member)
         masking.zero_inactive_weights(model)  # a no-op except on JAX
-        io.save_model_atomic(model, path)
+        io.save_model_atomic(model, path, include_optimizer=False)
         kernels = masking.masked_kernels(model)
         entry = {
             "member": member,
@@ -579,7 +579,8 @@ class RunDirectory:
         check_int("epoch", epoch, 0)
         path = self.snapshot_path(member, epoch)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        io.save_model_atomic(model, path)
+        masking.zero_inactive_weights(model)  # compact on JAX too
+        io.save_model_atomic(model, path, include_optimizer=False)
         return path
 
     def snapshots(self):

@@ -8,8 +8,13 @@ from absl import flags
 
 
 def quiet_tensorflow():
-    """Keeps TensorFlow's start-up and retracing chatter out of the report."""
+    """Keeps TensorFlow's retracing and SavedModel chatter (absl INFO lines)
+    out of the report. (TensorFlow 2.21 prints its C++ start-up lines before
+    it reads TF_CPP_MIN_LOG_LEVEL: those stay.)"""
+    from absl import logging
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.set_verbosity(logging.WARNING)
     import keras
 
     if keras.backend.backend() == "tensorflow":

@@ -17,6 +17,7 @@ from absl import app
 from absl import flags
 
 from freetickets_tf.scripts import run_flags  # noqa: F401  --run_dir, --allow_partial
+from freetickets_tf.scripts.console import quiet_tensorflow
 from freetickets_tf.scripts.console import run_app
 
 FLAGS = flags.FLAGS
@@ -26,7 +27,7 @@ flags.DEFINE_string("output", None, "Directory of the SavedModel to write.")
 
 def main(argv):
     del argv
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from freetickets_tf.ensemble_model import EnsembleModel
     from freetickets_tf.serving import export_saved_model
 

@@ -166,3 +166,150 @@ def test_masked_version_only_for_exact_supported_classes():
     assert fl.masked_version(MyDense(3)) is None
     assert fl.masked_version(keras.layers.Conv2DTranspose(3, 3)) is None
     assert ft.layers.MaskedDense is fl.MaskedDense
+
+
+# --- compact storage: active values and bit-packed masks -------------------
+
+
+def _variables(model):
+    return [(v.path, v.dtype, ops.convert_to_numpy(v).copy()) for v in model.weights]
+
+
+@pytest.mark.parametrize("cls,base,kwargs,input_shape", LAYER_CASES)
+def test_compact_file_loads_bit_identical(tmp_path, cls, base, kwargs, input_shape):
+    rng = np.random.default_rng(5)
+    layer = cls(**kwargs, name="masked")
+    model = _model_around(layer, input_shape)
+    masks = _random_masks(layer, rng, density=0.3)
+    for mk, mask in zip(layer.masked_kernels, masks):
+        mk.explored.assign(mask | (rng.random(mask.shape) < 0.3))
+    before = _variables(model)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    after = _variables(keras.saving.load_model(path))
+    assert [(p, d) for p, d, _ in after] == [(p, d) for p, d, _ in before]
+    for (_, _, a), (_, _, b) in zip(after, before):
+        assert a.tobytes() == b.tobytes()
+
+
+def _stored(path):
+    """`{layer path: {key: array}}` of a `.keras` file's weights."""
+    import zipfile
+
+    import h5py
+
+    found = {}
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as f:
+        with h5py.File(f, "r") as h5:
+            def visit(name, item):
+                if isinstance(item, h5py.Dataset):
+                    layer, key = name.rsplit("/", 1)
+                    found.setdefault(layer, {})[key] = item[()]
+            h5.visititems(visit)
+    return found
+
+
+def test_masks_are_bit_packed_and_only_active_weights_stored(tmp_path):
+    layer = fl.MaskedDense(37, name="masked")  # 11 x 37 = 407 weights: not bytes
+    model = _model_around(layer, (11,))
+    (mask,) = _random_masks(layer, np.random.default_rng(0), density=0.2)
+    model.save(tmp_path / "m.keras")
+    (entries,) = [v for k, v in _stored(tmp_path / "m.keras").items() if "masked" in k]
+    kernel = ops.convert_to_numpy(layer.kernel)
+    # kernel (0) active values, bias (1) whole, mask (2) and explored (3) packed.
+    assert sorted(entries) == ["0_active", "1", "2_bits", "3_bits"]
+    np.testing.assert_array_equal(entries["0_active"], kernel[mask])
+    np.testing.assert_array_equal(entries["2_bits"], np.packbits(mask.reshape(-1)))
+    assert entries["2_bits"].size == 51  # ceil(407 / 8)
+
+
+def test_kernel_with_nonzero_inactive_weights_is_stored_whole(tmp_path):
+    layer = fl.MaskedDense(5, name="masked")
+    model = _model_around(layer, (4,))
+    mask = np.random.default_rng(1).random((4, 5)) < 0.5
+    layer.kernel_mask.assign(mask)  # the kernel keeps its inactive values
+    kernel = ops.convert_to_numpy(layer.kernel).copy()
+    model.save(tmp_path / "m.keras")
+    (entries,) = [v for k, v in _stored(tmp_path / "m.keras").items() if "masked" in k]
+    assert "0" in entries and "0_active" not in entries
+    loaded = keras.saving.load_model(tmp_path / "m.keras").get_layer("masked")
+    assert ops.convert_to_numpy(loaded.kernel).tobytes() == kernel.tobytes()
+
+
+def test_files_in_the_former_format_still_load(tmp_path, monkeypatch):
+    layer = fl.MaskedDense(6, name="masked")
+    model = _model_around(layer, (5,))
+    (mask,) = _random_masks(layer, np.random.default_rng(2))
+    with monkeypatch.context() as patch:  # every variable whole, bool masks
+        patch.setattr(fl.MaskedLayerMixin, "save_own_variables",
+                      keras.layers.Layer.save_own_variables)
+        model.save(tmp_path / "old.keras")
+    loaded = keras.saving.load_model(tmp_path / "old.keras").get_layer("masked")
+    np.testing.assert_array_equal(ops.convert_to_numpy(loaded.kernel_mask), mask)
+    np.testing.assert_array_equal(ops.convert_to_numpy(loaded.kernel),
+                                  ops.convert_to_numpy(layer.kernel))
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda e: e.update({"2_bits": e["2_bits"][:-1]}), "needs 4 packed bytes, the file holds 3"),
+    (lambda e: e.update({"0_active": e["0_active"][:-1]}), "active values, but its mask has"),
+    (lambda e: e.pop("1"), "holds 3 variables"),
+])
+def test_corrupted_compact_weights_name_the_layer(corrupt, message):
+    layer = fl.MaskedDense(5, name="masked")
+    _model_around(layer, (5,))  # 25 weights: 4 packed bytes
+    _random_masks(layer, np.random.default_rng(3))
+    entries = {}
+    layer.save_own_variables(entries)
+    corrupt(entries)
+    with pytest.raises(ValueError, match="layer 'masked'|Layer 'masked'") as error:
+        layer.load_own_variables(entries)
+    assert message in str(error.value)
+
+
+def test_corrupted_compact_file_is_a_clear_error(tmp_path):
+    import io
+    import zipfile
+
+    import h5py
+
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, fl.MaskedDense(5, name="masked")(inputs))
+    model.save(tmp_path / "m.keras")
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(tmp_path / "m.keras") as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "model.weights.h5":  # one packed byte short
+                buffer = io.BytesIO(data)
+                with h5py.File(buffer, "a") as h5:
+                    names = []
+                    h5.visititems(lambda name, _: names.append(name)
+                                  if name.endswith("2_bits") else None)
+                    for name in names:
+                        value = h5[name][()]
+                        del h5[name]
+                        h5[name] = value[:-1]
+                data = buffer.getvalue()
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match="Corrupted compact weights of layer 'masked': "
+                       "'kernel_mask' \\(5, 5\\) needs 4 packed bytes, the file holds 3"):
+        keras.saving.load_model(bad)
+
+
+@pytest.mark.parametrize("cls,base,kwargs,input_shape", LAYER_CASES)
+def test_count_params_counts_weights_not_masks(cls, base, kwargs, input_shape):
+    layer = cls(**kwargs)
+    _model_around(layer, input_shape)
+    plain = base(**kwargs)
+    _model_around(plain, input_shape)
+    assert layer.count_params() == plain.count_params()
+
+
+def test_summary_shows_the_real_weights_of_a_masked_layer():
+    lines = []
+    layer = fl.MaskedDense(300, name="masked")
+    model = _model_around(layer, (784,))
+    model.summary(print_fn=lines.append)
+    (row,) = [line for line in lines if "masked" in line]
+    assert "235,500" in row and "705,900" not in row  # 784 x 300 + 300

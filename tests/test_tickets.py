@@ -222,3 +222,36 @@ def test_architecture_tells_layer_classes_and_activations_apart():
     assert other["digest"] != relu["digest"] and other["parameters"] == relu["parameters"]
     # A sparse copy (masked layers, boolean masks) is the same architecture.
     assert tickets.architecture(ft.sparsify(mlp("relu"), 0.5, seed=0)) == relu
+
+
+def _weight_entries(path):
+    import zipfile
+
+    import h5py
+
+    names = []
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as f:
+        with h5py.File(f, "r") as h5:
+            h5.visititems(lambda name, item: names.append(name)
+                          if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
+def test_tickets_and_snapshots_leave_the_optimizer_out_checkpoints_keep_it(
+        tmp_path, sparse_mlp, compile_model, toy_data):
+    model = compile_model(sparse_mlp)
+    x, y = toy_data
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    run = RunDirectory.create(tmp_path, "dst", 1, {})
+    run.save_ticket(model, 0)
+    snapshot = run.save_snapshot(model, 0, 0)
+    run.save_checkpoint(model, member=0, epoch=1)
+    for path in (tmp_path / "ticket_0.keras", snapshot):
+        assert not any(n.startswith("optimizer") for n in _weight_entries(path))
+    checkpoint_path, _ = run.checkpoint
+    assert any(n.startswith("optimizer") for n in _weight_entries(checkpoint_path))
+    assert model.optimizer is not None  # the live model keeps its optimizer
+    loaded = run.load_ticket(0)
+    for a, b in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
+                                      keras.ops.convert_to_numpy(b))

@@ -94,3 +94,17 @@ def test_test_subset_is_a_random_sample_of_a_sorted_test_set(tmp_path, load_benc
     assert len(y_test) == 30
     # The first 30 of the sorted test set would be one or two classes.
     assert len(np.unique(y_test)) >= 6
+
+
+def test_gmp_row_on_request(tmp_path, capsys, load_benchmark):
+    data = _tiny_npz(tmp_path)
+    load_benchmark("real_data").main(["--data", str(data), "--quick", "--verbose", "0",
+                            "--methods", "dense,gmp", "--members", "2",
+                            "--test_subset", "40", "--pruning_frequency", "2",
+                            "--output_dir", str(tmp_path / "out")])
+    document = json.loads((tmp_path / "out_quick" / "results.json").read_text())
+    assert list(document["results"]) == ["dense", "gmp"]
+    gmp = document["results"]["gmp"]
+    # Two members pruned to density 0.2 from dense: cheaper than two dense runs.
+    assert 0.2 * 2 < gmp["relative_training_flops"] < 2.0
+    assert gmp["relative_test_flops"] < 2 * 0.3

@@ -32,7 +32,8 @@ def test_static_masks_count_three_sparse_forwards_per_example(mlp, toy_data, com
     history = _fit(sparse, toy_data, [counter])
     assert counter.total_flops == pytest.approx(24 * 3 * f_s * BATCH, rel=1e-12)
     expected_logs = [e * 8 * 3 * f_s * BATCH for e in (1, 2, 3)]
-    assert history.history["training_flops"] == pytest.approx(expected_logs, rel=1e-12)
+    assert history.history["training_gflops"] == pytest.approx(
+        [f / 1e9 for f in expected_logs], rel=1e-12)
 
 
 @pytest.mark.parametrize("counter_first", [False, True])
@@ -111,7 +112,7 @@ def test_steps_per_execution_initial_flops_and_growth_batch_size(mlp, toy_data, 
     assert dst.updates_done == 4  # at steps 6, 10, 16, 20: batches end on even steps
     expected = 1e9 + 24 * 3 * f_s * BATCH + 4 * (f_s + 2 * f_d) * 20
     assert counter.total_flops == pytest.approx(expected, rel=1e-12)
-    assert history.history["training_flops"][-1] == counter.total_flops
+    assert history.history["training_gflops"][-1] == counter.total_flops / 1e9
 
 
 def test_growth_batch_defaults_to_the_sparsity_callbacks(toy_data):
