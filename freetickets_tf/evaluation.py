@@ -387,7 +387,7 @@ class _Evaluation:
             ],
         }
 
-    def tsne(self, snapshots, seed):
+    def tsne(self, snapshots, tickets, one_run, seed):
         from sklearn.manifold import TSNE
 
         from freetickets_tf import plots
@@ -415,17 +415,29 @@ class _Evaluation:
                       random_state=seed).fit_transform(np.stack(vectors))
         path = os.path.join(self.output_dir, "tsne.png")
         plots.trajectories(points, owners, path,
-                           f"t-SNE of {len(x)} test predictions per snapshot")
+                           f"t-SNE of {len(x)} test predictions per snapshot",
+                           epochs=epochs, tickets=tickets, one_run=one_run)
         return {"png": os.path.basename(path), "points": points.tolist(),
-                "members": owners, "epochs": epochs, "examples": len(x)}
+                "members": owners, "epochs": epochs, "examples": len(x),
+                "tickets": tickets, "one_run": one_run}
 
 
 def _snapshots_of(snapshots, run_dir):
+    """`(snapshots, tickets, one_run)`: `{member: [(epoch, path), ...]}`, and
+    from a run directory its tickets' `{member: epoch}` and whether its
+    members are phases of one run (EDST); else None and False."""
     if snapshots is None and run_dir is not None:
         from freetickets_tf.tickets import RunDirectory
 
         snapshots = RunDirectory.open(run_dir)
+    tickets, one_run = None, False
     if hasattr(snapshots, "snapshots"):
+        from freetickets_tf.recipes.methods import REGISTRY
+
+        tickets = {t["member"]: t["epoch"] for t in snapshots.tickets
+                   if t.get("epoch") is not None} or None
+        method = REGISTRY.get(snapshots.method)
+        one_run = method is not None and method.one_run
         snapshots = snapshots.snapshots()
     if not snapshots:
         raise ValueError(
@@ -433,7 +445,7 @@ def _snapshots_of(snapshots, run_dir):
             "`EnsembleConfig(snapshot_every=...)`, or pass `snapshots` "
             "({member: [(epoch, path), ...]} or a RunDirectory)."
         )
-    return snapshots
+    return snapshots, tickets, one_run
 
 
 def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="report",
@@ -532,7 +544,7 @@ def evaluate(ensemble, x, y, modes=("predict", "calibration"), output_dir="repor
         elif mode == "corruption":
             report[mode] = run.corruption(sets, total)
         elif mode == "tsne":
-            report[mode] = run.tsne(snapshots, seed)
+            report[mode] = run.tsne(*snapshots, seed)
         else:
             report[mode] = getattr(run, mode)()
     io.write_json_atomic(report, os.path.join(run.output_dir, "report.json"))

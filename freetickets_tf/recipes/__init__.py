@@ -9,7 +9,7 @@ the checkpoint of its last epoch.
 
 | module | what it holds |
 | --- | --- |
-| `config` | `EnsembleConfig` and its sections (sparsity, DST, EDST, PF, optimizer) |
+| `config` | `EnsembleConfig` and its sections (sparsity, DST, EDST, PF, GMP, optimizer) |
 | `inputs` | the checks and derivations of the data, before a run directory exists |
 | `stages` | `Recipe`: the stages every method is composed of |
 | `methods` | the methods (`METHODS`), each a short composition of stages |
@@ -34,6 +34,7 @@ from freetickets_tf.recipes.config import MONITORS
 from freetickets_tf.recipes.config import DSTConfig
 from freetickets_tf.recipes.config import EDSTConfig
 from freetickets_tf.recipes.config import EnsembleConfig
+from freetickets_tf.recipes.config import GMPConfig
 from freetickets_tf.recipes.config import OptimizerConfig
 from freetickets_tf.recipes.config import PFConfig
 from freetickets_tf.recipes.config import SparsityConfig
@@ -50,6 +51,7 @@ __all__ = [
     "EDSTConfig",
     "EnsembleConfig",
     "EnsembleRun",
+    "GMPConfig",
     "METHODS",
     "MONITORS",
     "OptimizerConfig",
