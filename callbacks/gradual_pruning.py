@@ -66,6 +66,7 @@ class GradualPruning(keras.callbacks.Callback):
         self.sparsity = None  # the latest pruning step's sparsity
         self._steps = StepCounter()
         self._next_step = 0  # the first step not looked at yet
+        self._steps_per_execution = 1
 
     def update_flops(self, sparse_forward, dense_forward, batch_size):
         """FLOPs of a pruning step beyond the training steps: none (no
@@ -92,15 +93,18 @@ class GradualPruning(keras.callbacks.Callback):
                   f"overall density {masking.overall_density(self.model):.4f}")
 
     def on_epoch_begin(self, epoch, logs=None):
-        # Read here, after any checkpoint restored in `on_train_begin`.
-        self._next_step = self._steps.read(self.model)
+        # Read here, after any checkpoint restored in `on_train_begin`; once
+        # per epoch, since touching `self.model` syncs JAX's whole state.
+        model = self.model
+        self._next_step = self._steps.read(model)
+        self._steps_per_execution = getattr(model, "steps_per_execution", 1) or 1
 
     def on_train_batch_begin(self, batch, logs=None):
         start = self._steps.epoch_start + batch  # steps done before this batch
-        steps_per_execution = getattr(self.model, "steps_per_execution", 1) or 1
-        due = [s for s in range(self._next_step, start + steps_per_execution)
+        end = start + self._steps_per_execution
+        due = [s for s in range(self._next_step, end)
                if self.pruning_schedule.should_prune(s)]
-        self._next_step = start + steps_per_execution
+        self._next_step = end
         if due:
             self.prune(due[-1], self.pruning_schedule.sparsity(due[-1]))
 

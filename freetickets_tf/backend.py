@@ -23,8 +23,9 @@ backend (TensorFlow, JAX or PyTorch):
 Five helpers smooth over the rest: `compile_array_function` compiles a pure
 `keras.ops` function the way the backend does best (the topology update);
 `nth_largest_key` selects the update's threshold the way each backend does
-it fastest; `cond` branches inside and outside compiled programs alike; `distribute_batch` shards a growth batch over the devices of a
-JAX `keras.distribution` (tf.distribute's replicas shard theirs in
+it fastest; `cond` branches alike inside and outside compiled programs;
+`distribute_batch` shards a growth batch over the devices of a JAX
+`keras.distribution` (tf.distribute's replicas shard theirs in
 `_sharded_gradient_fn`); and features of one backend only (SavedModel
 export) call `require_backend`, whose error names the backend in use and
 the alternative.

@@ -123,3 +123,20 @@ def test_a_schedule_the_run_does_not_finish_is_reported(mlp, toy_data, compile_m
     with pytest.warns(UserWarning, match="final sparsity is 0.8000"):
         model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[
             GradualPruning(PolynomialDecay(0.0, 0.8, 0, 100, frequency=4))])
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch",
+                    reason="Keras' PyTorch trainer runs one step per execution")
+def test_steps_per_execution_prune_before_the_execution_holding_the_step(
+        mlp, toy_data, compile_model):
+    model = compile_model(ft.sparsify(mlp, 1.0, "uniform"), steps_per_execution=4)
+    pruning = GradualPruning(PolynomialDecay(0.0, 0.8, begin_step=0, end_step=6,
+                                             frequency=3))
+    x, y = toy_data
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[pruning])
+    # Executions of steps 0-3 and 4-7: steps 0 and 3 fall in the first (one
+    # pruning, at step 3's sparsity), step 6 in the second.
+    assert pruning.updates_done == 2 and pruning.sparsity == pytest.approx(0.8)
+    for mk in ft.masked_kernels(model):
+        size = int(np.prod(mk.mask.shape))
+        assert int(np.asarray(mk.mask).sum()) == topology.kept_count(size, 0.8)
