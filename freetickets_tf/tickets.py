@@ -412,7 +412,13 @@ class RunDirectory:
         return entry
 
     def load_ticket(self, member, compile=False):
-        """Loads ticket `member`, checking the file against its checksum."""
+        """Loads ticket `member`, checking the file against its checksum.
+
+        Tickets are saved for inference, without the optimizer or the
+        compile settings: `compile=True` on such a ticket is a `ValueError`
+        (compile the loaded model yourself); tickets saved with them, by
+        earlier versions, come back compiled.
+        """
         entries = {entry["member"]: entry for entry in self.manifest["tickets"]}
         if member not in entries:
             raise ValueError(
@@ -427,6 +433,10 @@ class RunDirectory:
                 "recorded in the manifest (the file changed after it was saved)."
             )
         model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+        if compile and not model.compiled:
+            raise ValueError(
+                f"Ticket {path!r} was saved for inference, without compile "
+                "settings: load it with compile=False and call `compile` on it.")
         measured = masking.overall_density(model) if masking.masked_kernels(model) else 1.0
         if abs(measured - entry["density"]) > 1e-6:
             raise ValueError(

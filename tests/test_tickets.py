@@ -252,6 +252,8 @@ def test_tickets_and_snapshots_leave_the_optimizer_out_checkpoints_keep_it(
     assert any(n.startswith("optimizer") for n in _weight_entries(checkpoint_path))
     assert model.optimizer is not None  # the live model keeps its optimizer
     loaded = run.load_ticket(0)
+    with pytest.raises(ValueError, match="saved for inference"):
+        run.load_ticket(0, compile=True)
     for a, b in zip(loaded.weights, model.weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a),
                                       keras.ops.convert_to_numpy(b))
