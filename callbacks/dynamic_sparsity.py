@@ -19,7 +19,7 @@ from ._step_counter import optimizer_step
 
 
 # Where the growth gradient's batch comes from: a "fresh" batch drawn for the
-# update (SPEC §3), or the "last" training batch, as the original (whose
+# update (docs/algorithms.md §3), or the "last" training batch, as the original (whose
 # `truncate_weights` reads the `.grad` the last step left).
 GROWTH_BATCHES = ("fresh", "last")
 
@@ -69,10 +69,10 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         batch_size: Size of the growth batch when `data` is a tuple of arrays.
         prune_dense_layers: Rewire layers that have no inactive weights too
             (the original's quirk: their `ceil(p * N)` smallest weights are
-            zeroed and regrown at zero each update). False (SPEC §3) leaves
+            zeroed and regrown at zero each update). False (docs/algorithms.md §3) leaves
             them alone.
         growth_batch: `"fresh"`: the growth gradient is taken on a batch
-            drawn for the update (SPEC §3). `"last"`: on the batch of the
+            drawn for the update (docs/algorithms.md §3). `"last"`: on the batch of the
             training step that triggered the update, at the weights before
             that step, as the original's `.grad`. `"last"` needs `data` to be
             the `data.TrainingSet` that `fit` trains on, from epoch 0

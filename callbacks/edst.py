@@ -8,12 +8,12 @@ from freetickets_tf.callbacks.ticket_checkpoint import BestSnapshot
 from freetickets_tf.callbacks.ticket_checkpoint import open_run
 from freetickets_tf.schedules import EDSTSchedule
 
-# SPEC §4: the large death rate of EDST's global exploration.
+# docs/algorithms.md §4: the large death rate of EDST's global exploration.
 LARGE_DEATH_RATE = 0.8
 
 
 class EDSTCallback(keras.callbacks.Callback):
-    """Drives an EDST run (SPEC §4): learning rate, global exploration, tickets.
+    """Drives an EDST run (docs/algorithms.md §4): learning rate, global exploration, tickets.
 
     Use it next to the `DynamicSparsityCallback` of the same model. Per epoch
     it sets the optimizer's learning rate from an `EDSTSchedule` (exploration
@@ -135,7 +135,7 @@ class EDSTCallback(keras.callbacks.Callback):
             self.model, self.run, phase, seed=self.seed, training_flops=self._flops()
         )
         self._print(
-            f"Ticket {phase} saved: {entry['file']} (epoch {entry['epoch'] + 1}, "
+            f"Ticket {phase} saved: {entry['file']} (epoch {entry['epoch']}, "
             + ("" if entry["monitor_value"] is None else
                f"{self.snapshot.monitor}={entry['monitor_value']:.4f}, ")
             + f"density {entry['density']:.4f})"

@@ -40,7 +40,7 @@ class PeriodicSnapshots(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         last = self.params and epoch + 1 == self.params.get("epochs")
         if (epoch + 1) % self.every == 0 or last:
-            self.run.save_snapshot(self.model, self._member(epoch), epoch)
+            self.run.save_snapshot(self.model, self._member(epoch), epoch + 1)
 
     def get_config(self):
         return {"run": self.run.path, "every": self.every,

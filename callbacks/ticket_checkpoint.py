@@ -86,7 +86,7 @@ class BestSnapshot:
             return run.save_ticket(
                 model,
                 member,
-                epoch=self.epoch,
+                epoch=self.epoch + 1,  # as Keras' progress bar numbers it
                 monitor=self.monitor,
                 monitor_value=None if self.value is None else float(self.value),
                 val_accuracy=_float_or_none(self.logs.get("val_accuracy")),

@@ -1,4 +1,4 @@
-"""`TrainingFlopsCallback`: counts the training FLOPs of a run (SPEC §6)."""
+"""`TrainingFlopsCallback`: counts the training FLOPs of a run (docs/algorithms.md §6)."""
 
 import keras
 

@@ -26,15 +26,20 @@ Example:
 import importlib
 import warnings
 
+# In the command-line scripts, TensorFlow's C++ start-up lines are kept out
+# of the report (`_startup`).
+from freetickets_tf import _startup
+
 # Imported at once, not lazily: these modules register their classes with
 # Keras (masked layers, the torch-semantics SGD, the loss, the metrics, the
 # ensemble), so a `.keras` ticket or checkpoint loads with
 # `keras.models.load_model` after a plain `import freetickets_tf`.
-from freetickets_tf import ensemble_model  # noqa: F401
-from freetickets_tf import layers  # noqa: F401
-from freetickets_tf import losses  # noqa: F401
-from freetickets_tf import metrics  # noqa: F401
-from freetickets_tf import optimizers  # noqa: F401
+with _startup.script_start_quietened():
+    from freetickets_tf import ensemble_model  # noqa: F401
+    from freetickets_tf import layers  # noqa: F401
+    from freetickets_tf import losses  # noqa: F401
+    from freetickets_tf import metrics  # noqa: F401
+    from freetickets_tf import optimizers  # noqa: F401
 from freetickets_tf.version import __version__
 
 # The public names: name -> the submodule that defines it.

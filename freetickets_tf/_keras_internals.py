@@ -55,3 +55,29 @@ def inbound_nodes(layer):
 def producing_operation(tensor):
     """The layer or operation that computed a symbolic tensor."""
     return tensor._keras_history.operation
+
+
+def leave_out_of_parameter_counts(is_bookkeeping):
+    """Makes `Model.summary`'s totals and every `count_params()` skip the
+    variables for which `is_bookkeeping(variable)` is true.
+
+    Both read `keras.src.utils.summary_utils.count_params` and
+    `weight_memory_size`, which sum every weight; Keras has no hook to
+    leave some out, and taking the masks out of `weights` would break
+    `get_weights` / `set_weights`. Wraps the two functions (once).
+    """
+    from keras.src.utils import summary_utils
+
+    if getattr(summary_utils.count_params, "leaves_out", None) is is_bookkeeping:
+        return
+
+    def wrap(function):
+        def counted(weights):
+            return function([w for w in weights if not is_bookkeeping(w)])
+
+        counted.leaves_out = is_bookkeeping
+        counted.__wrapped__ = function
+        return counted
+
+    summary_utils.count_params = wrap(summary_utils.count_params)
+    summary_utils.weight_memory_size = wrap(summary_utils.weight_memory_size)

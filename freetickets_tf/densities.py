@@ -1,4 +1,4 @@
-"""Per-layer densities for a target overall density (SPEC §2).
+"""Per-layer densities for a target overall density (docs/algorithms.md §2).
 
 Pure numpy: kernel shapes in, per-layer densities out. Shapes are in Keras
 layout, `(..., fan_in, fan_out)`: `(n_in, n_out)` for `Dense` and

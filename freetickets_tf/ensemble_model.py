@@ -1,8 +1,8 @@
-"""One Keras model that averages the predictions of an ensemble (SPEC §5).
+"""One Keras model that averages the predictions of an ensemble (docs/algorithms.md §5).
 
 `EnsembleModel` stacks M tickets into a single model whose one graph runs
 every member and returns the mean of their softmax probabilities: the
-ensemble prediction of SPEC §5. It saves to and loads from one `.keras` file,
+ensemble prediction of docs/algorithms.md §5. It saves to and loads from one `.keras` file,
 and exports to a TensorFlow SavedModel for serving (`freetickets_tf.serving`).
 """
 
@@ -134,7 +134,7 @@ class EnsembleModel(keras.Model):
 
     Calling the model runs every member on the same batch, inside one graph
     when compiled, applies a softmax to members that output logits, and
-    returns the mean of the members' probabilities (SPEC §5).
+    returns the mean of the members' probabilities (docs/algorithms.md §5).
 
     The ensemble holds its own copies of the members (same architecture,
     weights and masks), built under the name scopes `member_0`, `member_1`,

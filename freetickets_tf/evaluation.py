@@ -1,4 +1,4 @@
-"""Evaluating an ensemble and its members (SPEC §5).
+"""Evaluating an ensemble and its members (docs/algorithms.md §5).
 
 `evaluate_ensemble` scores one labelled set. `evaluate` runs the original
 code's evaluation modes on an ensemble or a run directory and writes

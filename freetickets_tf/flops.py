@@ -1,4 +1,4 @@
-"""FLOPs of a Keras model, of sparse training and of ensembles (SPEC §6).
+"""FLOPs of a Keras model, of sparse training and of ensembles (docs/algorithms.md §6).
 
 The paper states its claims in FLOPs, so the counts follow its conventions:
 
@@ -328,7 +328,7 @@ def growth_pass_flops(model, batch_size):
     """Extra FLOPs of one topology update: `(f_S + 2 * f_D) * batch_size`.
 
     Gradient growth needs the dense gradient of the loss on one batch, so
-    SPEC §6 counts one dense backward (`2 * f_D`). Our update computes that
+    docs/algorithms.md §6 counts one dense backward (`2 * f_D`). Our update computes that
     gradient with its own forward pass on the growth batch (at the current,
     sparse masks) rather than reusing the training step's, so that forward
     (`f_S`) is counted too. Updates with random or momentum growth compute no

@@ -1,4 +1,4 @@
-"""Keras layers whose kernels carry a non-trainable mask (SPEC §2).
+"""Keras layers whose kernels carry a non-trainable mask (docs/algorithms.md §2).
 
 A masked layer is the Keras layer it extends plus, for every kernel, two
 non-trainable boolean variables owned by the layer:
@@ -33,6 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from freetickets_tf import _keras_internals
 from freetickets_tf import backend
 
 
@@ -65,6 +66,16 @@ class _ZeroInactive:
         return ops.where(self.mask, w, ops.zeros_like(w))
 
 
+def is_sparsity_bookkeeping(variable):
+    """Whether `variable` is a mask or an explored record: bookkeeping, not
+    a parameter. `Model.summary` and `count_params()` leave these out
+    (`freetickets_tf.sparsity_summary` gives the active counts)."""
+    return getattr(variable, "sparsity_bookkeeping", False)
+
+
+_keras_internals.leave_out_of_parameter_counts(is_sparsity_bookkeeping)
+
+
 class MaskedLayerMixin:
     """Adds a boolean mask to each kernel named in `kernel_names`.
 
@@ -90,17 +101,11 @@ class MaskedLayerMixin:
                 )
                 for role in ("mask", "explored")
             )
+            mask.sparsity_bookkeeping = explored.sparsity_bookkeeping = True
             setattr(self, f"{name}_mask", mask)
             setattr(self, f"{name}_explored", explored)
             if not backend.masks_in_forward_pass():
                 kernel.constraint = _ZeroInactive(mask, kernel.constraint)
-
-    def count_params(self):
-        """The layer's weights (kernels, biases), its masks and explored
-        records not counted: they are bookkeeping, not parameters.
-        `freetickets_tf.sparsity_summary` gives the active counts."""
-        bookkeeping = {id(v) for mk in self.masked_kernels for v in (mk.mask, mk.explored)}
-        return sum(math.prod(v.shape) for v in self.weights if id(v) not in bookkeeping)
 
     # `__call__` rather than `call`: Keras reads `call`'s signature to build
     # layers, and a built layer is all this needs.

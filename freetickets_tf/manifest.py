@@ -38,7 +38,7 @@ def inside(run_dir, name):
     return path if os.path.commonpath([root, path]) == root and path != root else None
 
 
-def check(manifest, run_dir, manifest_path, format_version):
+def check(manifest, run_dir, manifest_path, format_versions):
     """Raises `ValueError` naming the first thing wrong with `manifest`.
 
     Checked: the top-level keys and their types, the format version, and for
@@ -53,9 +53,10 @@ def check(manifest, run_dir, manifest_path, format_version):
     for key in ("format", "method", "num_members", "tickets"):
         if key not in manifest:
             errors.fail("the manifest", f"lacks the key {key!r}")
-    if manifest["format"] != format_version:
+    if manifest["format"] not in format_versions:
         errors.fail("`format`", f"is {manifest['format']!r}; this version of "
-                    f"freetickets_tf reads format {format_version}")
+                    "freetickets_tf reads formats "
+                    + ", ".join(map(str, format_versions)))
     if not isinstance(manifest["method"], str):
         errors.fail("`method`", f"is {manifest['method']!r}, not a name")
     members = manifest["num_members"]

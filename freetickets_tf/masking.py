@@ -1,4 +1,4 @@
-"""Making a Keras model sparse and reading its sparsity back (SPEC §2)."""
+"""Making a Keras model sparse and reading its sparsity back (docs/algorithms.md §2)."""
 
 import math
 import warnings
@@ -381,7 +381,7 @@ def prune_global_magnitude(model, density, exclude=None):
     """Returns a sparse copy of a trained model, pruned by global magnitude.
 
     The weights kept are the `round(density * N)` largest `|w|` over all
-    maskable kernels together (SPEC §4's PF ensemble); the copy is ready for
+    maskable kernels together (docs/algorithms.md §4's PF ensemble); the copy is ready for
     fine-tuning with fixed masks (train it without `DynamicSparsityCallback`).
 
     Args:
@@ -432,13 +432,13 @@ def _active_fraction(model, field):
 
 
 def overall_density(model):
-    """Active weights over all masked kernels together (SPEC §2's density)."""
+    """Active weights over all masked kernels together (docs/algorithms.md §2's density)."""
     return _active_fraction(model, "mask")
 
 
 def itop_rate(model):
     """In-Time Over-Parameterisation rate: the fraction of all masked-kernel
-    positions that have been active at least once (SPEC §3)."""
+    positions that have been active at least once (docs/algorithms.md §3)."""
     return _active_fraction(model, "explored")
 
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics for ensembles (SPEC §5).
+"""Evaluation metrics for ensembles (docs/algorithms.md §5).
 
 Plain numpy functions, on class probabilities (an ensemble's probabilities are
 the mean of its members' softmax outputs):
@@ -323,7 +323,7 @@ def ece(labels, probs, num_bins=15):
     Args:
         labels: Integer class ids, shape `(N,)`.
         probs: Class probabilities, shape `(N, K)`.
-        num_bins: Number of equal-width confidence bins (15 in SPEC §5).
+        num_bins: Number of equal-width confidence bins (15 in docs/algorithms.md §5).
 
     Returns:
         A float in [0, 1].

@@ -102,9 +102,10 @@ def trajectory_figure(points, members, epochs, tickets=None, one_run=False,
     Args:
         points: `(N, 2)` coordinates, one per snapshot.
         members: `(N,)` the member (ticket) each snapshot belongs to.
-        epochs: `(N,)` the epoch (0-based, as stored) after which each
-            snapshot was taken.
-        tickets: `{member: epoch}` of the tickets (0-based, as in the run's
+        epochs: `(N,)` the epoch after which each snapshot was taken,
+            numbered from 1 as `fit`'s progress bar and the run's manifest
+            number them.
+        tickets: `{member: epoch}` of the tickets (as in the run's
             manifest); None marks each member's last snapshot, labelled so.
         one_run: The members are phases of one run (EDST): one trajectory
             in epoch order, each phase its own colour, rather than one
@@ -112,7 +113,7 @@ def trajectory_figure(points, members, epochs, tickets=None, one_run=False,
         title: Figure title.
 
     Returns:
-        The figure. Epochs are labelled as `fit` counts them (1-based).
+        The figure.
     """
     points = np.asarray(points, dtype=float)
     members, epochs = np.asarray(members), np.asarray(epochs)
@@ -134,7 +135,7 @@ def trajectory_figure(points, members, epochs, tickets=None, one_run=False,
         first = run[0]
         axes.plot(*points[first], "s", markersize=10, markerfacecolor="none",
                   markeredgecolor="black", label=None if number else "start")
-        axes.annotate(f"start (epoch {epochs[first] + 1})", points[first],
+        axes.annotate(f"start (epoch {epochs[first]})", points[first],
                       textcoords="offset points", xytext=(6, -10), fontsize=7)
     marked = False
     for m in np.unique(members):
@@ -144,7 +145,7 @@ def trajectory_figure(points, members, epochs, tickets=None, one_run=False,
         else:
             # The snapshot nearest the ticket's epoch (snapshots may be sparser).
             index = own[np.argmin(np.abs(epochs[own] - tickets[m]))]
-            text = f"ticket {m} (epoch {tickets[m] + 1})"
+            text = f"ticket {m} (epoch {tickets[m]})"
         axes.plot(*points[index], "*", markersize=16, color=colours[m],
                   markeredgecolor="black",
                   label=None if marked else ("ticket" if tickets else "last snapshot"))
@@ -168,5 +169,5 @@ def trajectories(points, members, path, title="t-SNE of predictions", epochs=Non
     if epochs is None:
         epochs = np.zeros(len(members), int)
         for m in np.unique(members):
-            epochs[members == m] = np.arange(np.sum(members == m))
+            epochs[members == m] = np.arange(1, np.sum(members == m) + 1)
     return _save(trajectory_figure(points, members, epochs, tickets, one_run, title), path)

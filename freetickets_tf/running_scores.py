@@ -1,4 +1,4 @@
-"""Evaluation scores summed batch by batch (SPEC §5's metrics).
+"""Evaluation scores summed batch by batch (docs/algorithms.md §5's metrics).
 
 A test set of any size is scored in the memory of one batch: each class
 keeps running sums from which `metrics`' numbers follow exactly (the same
@@ -27,7 +27,7 @@ class RunningScores:
     """Accuracy, NLL, Brier score and calibration bins, summed over batches.
 
     Args:
-        num_bins: ECE bins (15 in SPEC §5).
+        num_bins: ECE bins (15 in docs/algorithms.md §5).
 
     Example:
 

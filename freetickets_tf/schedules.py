@@ -1,5 +1,5 @@
-"""Schedules: the death rate of DST updates (SPEC §3) and the learning rates
-and phases of the ensemble runs (SPEC §4)."""
+"""Schedules: the death rate of DST updates (docs/algorithms.md §3) and the learning rates
+and phases of the ensemble runs (docs/algorithms.md §4)."""
 
 import math
 
@@ -41,7 +41,7 @@ def death_rate_at(schedule, initial_rate, step, start_step, end_step):
 
 
 class DSTSchedule:
-    """When DST updates the topology, and with which death rate (SPEC §3).
+    """When DST updates the topology, and with which death rate (docs/algorithms.md §3).
 
     An update is due at every multiple of `update_frequency` optimizer steps
     in `[max(start_step, 1), end_step]`; its death rate is `death_rate`, or
@@ -106,7 +106,7 @@ class DSTSchedule:
 
 def warmup_factor(epoch, warmup_epochs):
     """Linear warm-up: epoch `e < warmup_epochs` trains at `(e + 1) /
-    warmup_epochs` of the rate (SPEC §4, ImageNet: 5 epochs), per epoch.
+    warmup_epochs` of the rate (docs/algorithms.md §4, ImageNet: 5 epochs), per epoch.
 
     Example:
 
@@ -121,7 +121,7 @@ def warmup_factor(epoch, warmup_epochs):
 def step_decay_learning_rate(epoch, initial_lr, epochs, milestones=(0.5, 0.75),
                              factor=0.1, warmup_epochs=0):
     """Learning rate of a DST or dense run: `initial_lr`, times `factor` at
-    each milestone (SPEC §4: × 0.1 at 50% and 75% of the epochs), after an
+    each milestone (docs/algorithms.md §4: × 0.1 at 50% and 75% of the epochs), after an
     optional linear warm-up.
 
     A milestone `f` falls at epoch `int(f * epochs)`, as the original's
@@ -137,7 +137,7 @@ def step_decay_learning_rate(epoch, initial_lr, epochs, milestones=(0.5, 0.75),
 
 
 class EDSTSchedule:
-    """Phases, learning rates and global explorations of an EDST run (SPEC §4).
+    """Phases, learning rates and global explorations of an EDST run (docs/algorithms.md §4).
 
     One run of `epochs` epochs: an exploration phase of `exploration_epochs`
     at `learning_rates[0]` (times 0.1 at each of `exploration_milestones`,

@@ -43,9 +43,25 @@ from freetickets_tf.version import __version__
 MANIFEST_NAME = "tickets.json"
 LOCK_NAME = ".lock"
 CHECKPOINT_DIR = "checkpoint"
-FORMAT_VERSION = 1
+# Format 2 numbers epochs as Keras' progress bar does (1 is the first); format
+# 1 numbered them from 0 and is converted when read.
+FORMAT_VERSION = 2
+_READABLE_FORMATS = (1, 2)
 SNAPSHOT_DIR = "snapshots"
-_SNAPSHOT_NAME = re.compile(r"member_(\d+)_epoch_(\d+)\.keras")
+_SNAPSHOT_NAME = re.compile(r"member_(\d+)_epoch(\d+)\.keras")
+# Snapshots written before format 2, named by the 0-based epoch.
+_SNAPSHOT_NAME_0_BASED = re.compile(r"member_(\d+)_epoch_(\d+)\.keras")
+
+
+def _upgraded(manifest):
+    """`manifest` in the current format: format 1's 0-based ticket epochs
+    numbered from 1. The file itself changes at the run's next write."""
+    if manifest["format"] == 1:
+        for entry in manifest["tickets"]:
+            if isinstance(entry.get("epoch"), int):
+                entry["epoch"] += 1
+        manifest["format"] = FORMAT_VERSION
+    return manifest
 
 
 def versions():
@@ -199,7 +215,7 @@ class RunDirectory:
     Example:
 
     >>> run = RunDirectory.create("runs/edst", method="edst", num_members=3)
-    >>> run.save_ticket(model, member=0, seed=0, epoch=199, val_accuracy=0.95)
+    >>> run.save_ticket(model, member=0, seed=0, epoch=200, val_accuracy=0.95)
     >>> RunDirectory.open("runs/edst").load_tickets(allow_partial=True)
     """
 
@@ -233,7 +249,7 @@ class RunDirectory:
         return self.manifest["num_members"]
 
     @classmethod
-    def create(cls, path, method, num_members, config=None):
+    def create(cls, path, method, num_members, config=None, defaults=None):
         """Starts a run in `path`, or resumes the one already there.
 
         Args:
@@ -242,6 +258,8 @@ class RunDirectory:
             num_members: How many tickets the run will produce.
             config: JSON-serialisable settings of the run, kept in the
                 manifest; resuming with different settings is an error.
+            defaults: The settings' defaults: a setting the stored run lacks
+                (added in a later version) may be at its default.
 
         Raises:
             ValueError: `path` holds a run of another method, size or
@@ -257,7 +275,7 @@ class RunDirectory:
         os.makedirs(path, exist_ok=True)
         _lock(path)
         try:
-            run = cls._create_locked(path, method, num_members, config)
+            run = cls._create_locked(path, method, num_members, config, defaults)
         except BaseException:
             _unlock(path)
             raise
@@ -265,13 +283,13 @@ class RunDirectory:
         return run
 
     @classmethod
-    def _create_locked(cls, path, method, num_members, config):
+    def _create_locked(cls, path, method, num_members, config, defaults):
         # Only this process writes here now: what a killed writer left is
         # garbage.
         for folder in (path, os.path.join(path, CHECKPOINT_DIR),
                        os.path.join(path, SNAPSHOT_DIR)):
             io.sweep_temporary(folder)
-        run = cls.check_resumable(path, method, num_members, config)
+        run = cls.check_resumable(path, method, num_members, config, defaults)
         if run is not None:
             return run
         manifest = {
@@ -288,9 +306,12 @@ class RunDirectory:
         return run
 
     @classmethod
-    def check_resumable(cls, path, method, num_members, config=None):
+    def check_resumable(cls, path, method, num_members, config=None, defaults=None):
         """Whether `create` would take `path`, checked without writing: None
         if it holds no run yet, the (unlocked) run if it holds this one.
+
+        A setting of `config` that the stored run lacks (one added in a later
+        version) counts as unchanged if it is at its value in `defaults`.
 
         Raises:
             ValueError: `path` holds a run of another method, size or
@@ -309,9 +330,13 @@ class RunDirectory:
             )
         stored = _dotted(run.manifest.get("config") or {})
         config = _dotted(config or {})
+        defaults = _dotted(defaults or {})
         changed = sorted(
             key for key in set(stored) | set(config)
             if config and stored.get(key) != config.get(key)
+            # A setting newer than the run: it ran as the setting's default.
+            and not (key not in stored and key in defaults
+                     and config.get(key) == defaults[key])
         )
         if changed:
             raise ValueError(
@@ -350,8 +375,8 @@ class RunDirectory:
                 manifest = json.load(f)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"Corrupt manifest {manifest_path!r}: {error}") from error
-        manifest_schema.check(manifest, path, manifest_path, FORMAT_VERSION)
-        return cls(path, manifest)
+        manifest_schema.check(manifest, path, manifest_path, _READABLE_FORMATS)
+        return cls(path, _upgraded(manifest))
 
     @property
     def tickets(self):
@@ -579,14 +604,15 @@ class RunDirectory:
 
     def snapshot_path(self, member, epoch):
         return os.path.join(
-            self.path, SNAPSHOT_DIR, f"member_{member}_epoch_{epoch}.keras"
+            self.path, SNAPSHOT_DIR, f"member_{member}_epoch{epoch:04d}.keras"
         )
 
     def save_snapshot(self, model, member, epoch):
-        """Keeps `model` as it is after `epoch` (0-based) on member `member`'s
-        trajectory (for the t-SNE of function space). Atomic."""
+        """Keeps `model` as it is after epoch `epoch` (numbered from 1, as
+        Keras' progress bar and `tickets.json` number them) on member
+        `member`'s trajectory (for the t-SNE of function space). Atomic."""
         check_int("member", member, 0)
-        check_int("epoch", epoch, 0)
+        check_int("epoch", epoch, 1)
         path = self.snapshot_path(member, epoch)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         masking.zero_inactive_weights(model)  # compact on JAX too
@@ -594,13 +620,16 @@ class RunDirectory:
         return path
 
     def snapshots(self):
-        """`{member: [(epoch, path), ...]}` of the saved snapshots, by epoch."""
+        """`{member: [(epoch, path), ...]}` of the saved snapshots, by epoch
+        (numbered from 1)."""
         folder = os.path.join(self.path, SNAPSHOT_DIR)
         found = {}
         for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
-            match = _SNAPSHOT_NAME.fullmatch(name)
+            match, shift = _SNAPSHOT_NAME.fullmatch(name), 0
+            if not match:
+                match, shift = _SNAPSHOT_NAME_0_BASED.fullmatch(name), 1
             if match:
-                member, epoch = int(match[1]), int(match[2])
+                member, epoch = int(match[1]), int(match[2]) + shift
                 found.setdefault(member, []).append((epoch, os.path.join(folder, name)))
         return {member: sorted(found[member]) for member in sorted(found)}
 

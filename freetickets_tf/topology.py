@@ -1,4 +1,4 @@
-"""The drop-and-grow math of a DST topology update (SPEC §3), as pure functions.
+"""The drop-and-grow math of a DST topology update (docs/algorithms.md §3), as pure functions.
 
 Arrays in (numpy arrays or backend tensors), a new boolean mask out (a backend
 tensor). Nothing here touches a variable. Ties are broken deterministically:
@@ -252,7 +252,7 @@ def prune_to_sparsity(weights, mask, sparsity):
 
 def global_magnitude_masks(weights, density):
     """Masks keeping the `round(density * total)` largest `|w|` over all
-    kernels together (global magnitude pruning, the PF ensemble of SPEC §4).
+    kernels together (global magnitude pruning, the PF ensemble of docs/algorithms.md §4).
 
     Unlike per-layer pruning, layers compete: a layer whose weights are all
     small may lose all of them. Ties go to the lower index in the

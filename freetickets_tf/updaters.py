@@ -1,4 +1,4 @@
-"""Topology updaters: what one drop-and-grow update of DST does (SPEC §3).
+"""Topology updaters: what one drop-and-grow update of DST does (docs/algorithms.md §3).
 
 An updater object is the whole rule of one update, layer by layer: which
 active weights die (`drop`), how inactive positions are scored for growth
@@ -6,7 +6,7 @@ active weights die (`drop`), how inactive positions are scored for growth
 dropped weights zeroed, grown weights start at zero, their optimizer slots
 reset, the explored record extended. It also says what it needs (a growth
 batch for the dense gradient, momentum slots) and what one update costs
-beyond the training steps (`update_flops`, SPEC §6). `update` does it for
+beyond the training steps (`update_flops`, docs/algorithms.md §6). `update` does it for
 every kernel of a model with two host reads in all (the active counts
 before, the moved count after); under magnitude death each layer is one
 compiled program (`backend.compile_array_function`) around
@@ -162,7 +162,7 @@ class SET:
     def update_flops(self, sparse_forward, dense_forward, batch_size):
         """FLOPs of one update beyond the training steps, from the model's
         forward FLOPs per example at its masks before the update (sparse)
-        and dense: none for random growth (SPEC §6)."""
+        and dense: none for random growth (docs/algorithms.md §6)."""
         return 0.0
 
     def rewire(self, masked_kernel, death_rate, scores=None, seed=None, slots=(),
@@ -176,7 +176,7 @@ class SET:
             seed: Seed of random growth (int or `keras.random.SeedGenerator`).
             slots: Optimizer slot variables to zero at the grown positions.
             skip_dense: Leave a kernel without inactive weights (ERK may give
-                a layer density 1) alone (SPEC §3). False rewires it too, as
+                a layer density 1) alone (docs/algorithms.md §3). False rewires it too, as
                 the original's `truncate_weights`: its `n` smallest weights
                 are dropped and, being the only inactive positions, regrown
                 at zero.

@@ -8,12 +8,11 @@ from absl import flags
 
 
 def quiet_tensorflow():
-    """Keeps TensorFlow's retracing and SavedModel chatter (absl INFO lines)
-    out of the report. (TensorFlow 2.21 prints its C++ start-up lines before
-    it reads TF_CPP_MIN_LOG_LEVEL: those stay.)"""
+    """Keeps TensorFlow's retracing and SavedModel chatter (Python absl INFO
+    lines) out of the report. (Its C++ lines are quietened before it loads,
+    by `freetickets_tf._startup`.)"""
     from absl import logging
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.set_verbosity(logging.WARNING)
     import keras
 

@@ -14,7 +14,7 @@ The paper's runs (tensorflow-datasets data prepared in `--data_dir`):
     freetickets-train --flagfile=scripts/flags/resnet50_imagenet_edst.cfg --data_dir=DIR
 
 Settings left unset take the preset of `--dataset` (see `PRESETS`): for
-`cifar10` / `cifar100` the paper's Wide ResNet-28-10 setting (SPEC §4), for
+`cifar10` / `cifar100` the paper's Wide ResNet-28-10 setting (docs/algorithms.md §4), for
 `imagenet2012` its ResNet-50 setting, for the bundled `digits` a small
 setting that trains in minutes on a CPU. Any flag overrides its preset.
 
@@ -31,6 +31,7 @@ command again after an interruption continues where it stopped.
 """
 
 import os
+import re
 import shutil
 
 from absl import app
@@ -62,10 +63,10 @@ _CIFAR = {
     "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "update_frequency": 1000,
     "compare": False,
 }
-# Defaults of the settings that depend on the data set (SPEC §4).
+# Defaults of the settings that depend on the data set (docs/algorithms.md §4).
 PRESETS = {
-    # Small enough for two CPU cores in minutes; the MLP is wide enough for
-    # sparse tickets to pay off on the digits.
+    # A smoke run, small enough for two CPU cores in minutes (on data this
+    # easy the dense model wins; the README says where the method pays off).
     "digits": {
         "model": "mlp-cifar10", "epochs": 30, "edst_epochs": None,
         "exploration_epochs": None, "batch_size": 64, "lr": 0.05,
@@ -406,9 +407,12 @@ def main(argv):
                     method, build, train, validation, configs[method],
                     os.path.join(FLAGS.output_dir, method), strategy)
     except (ValueError, NotImplementedError) as error:
-        advice = (" Pass --overwrite to start it over, or another --output_dir."
-                  if "already holds" in str(error) else "")
-        raise app.UsageError(f"{error}{advice}") from error
+        message = str(error)
+        if "already holds" in message:  # the flags that say it for a script
+            message = re.sub(
+                r"Use another directory, or delete it( to start over)?\.",
+                "Pass --overwrite to start it over, or another --output_dir.", message)
+        raise app.UsageError(message) from error
     except FileNotFoundError as error:
         raise app.UsageError(
             f"{error}\nPoint --data_dir at the tensorflow-datasets directory that "

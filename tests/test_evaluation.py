@@ -112,12 +112,12 @@ def test_evaluate_tsne_of_run_snapshots(tmp_path):
     run = tmp_path / "run"
     ft.train_ensemble("dst", build, (x[:64], y[:64]), (x[64:], y[64:]), config, run)
     snapshots = ft.tickets.RunDirectory.open(run).snapshots()
-    assert {m: [e for e, _ in v] for m, v in snapshots.items()} == {0: [0, 1, 2],
-                                                                    1: [0, 1, 2]}
+    assert {m: [e for e, _ in v] for m, v in snapshots.items()} == {0: [1, 2, 3],
+                                                                    1: [1, 2, 3]}
     report = evaluate(str(run), x, y, modes=["tsne"], output_dir=tmp_path / "r",
                       tsne_examples=20, verbose=0)
     tsne = report["tsne"]
-    assert tsne["members"] == [0, 0, 0, 1, 1, 1] and tsne["epochs"] == [0, 1, 2] * 2
+    assert tsne["members"] == [0, 0, 0, 1, 1, 1] and tsne["epochs"] == [1, 2, 3] * 2
     assert np.array(tsne["points"]).shape == (6, 2)
     assert (tmp_path / "r" / "tsne.png").read_bytes()[:4] == b"\x89PNG"
 

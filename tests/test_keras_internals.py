@@ -51,3 +51,19 @@ def test_optimizer_variables_and_graph_nodes():
             return x
 
     assert internals.functional_graph(Subclassed()) is None
+
+
+def test_parameter_counts_leave_out_what_the_predicate_marks():
+    from keras.src.utils import summary_utils
+
+    layer = keras.layers.Dense(3)
+    layer.build((None, 4))
+    layer.kernel.left_out_for_test = True
+    internals.leave_out_of_parameter_counts(lambda v: getattr(v, "left_out_for_test", False))
+    try:
+        assert layer.count_params() == 3  # the bias only
+        assert summary_utils.weight_memory_size(layer.weights) == 12  # 3 float32
+    finally:
+        for name in ("count_params", "weight_memory_size"):  # back to the library's
+            setattr(summary_utils, name, getattr(summary_utils, name).__wrapped__)
+    assert layer.count_params() == 15

@@ -1,6 +1,8 @@
 """Masked layers: masks are owned variables, masked weights stay exactly zero
 after optimizer steps, the kernel gradient stays dense, and state round-trips."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -313,3 +315,9 @@ def test_summary_shows_the_real_weights_of_a_masked_layer():
     model.summary(print_fn=lines.append)
     (row,) = [line for line in lines if "masked" in line]
     assert "235,500" in row and "705,900" not in row  # 784 x 300 + 300
+    text = "\n".join(lines)
+    # + the 300 x 3 + 3 head, all float32: 4 bytes each, no mask bytes
+    assert re.search(r"Total params: 236,403 \(923\.45 KB\)", text)
+    assert re.search(r"Non-trainable params: 0 ", text)  # the masks are not parameters
+    assert model.count_params() == 236_403
+    assert len(model.weights) == 6  # the masks are still weights: get_weights keeps them

@@ -72,7 +72,7 @@ CASES = [
     (_set("tickets", 0, "density", 0), r"tickets\[0\].density"),
     (_set("tickets", 0, "density", "0.3"), r"tickets\[0\].density"),
     (_set("tickets", 0, "sha256", "abc"), r"tickets\[0\].sha256"),
-    (_set("format", 2), "format.*reads format 1"),
+    (_set("format", 3), "format.*reads formats 1, 2"),
     (_set("method", 4), "`method`"),
     (_set("config", "x"), "`config`"),
     (_set("checkpoint", {"file": "../../state.keras"}), "checkpoint.file"),

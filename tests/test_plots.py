@@ -50,13 +50,13 @@ def _points(n):
 
 def test_trajectories_of_independent_runs_are_joined_in_epoch_order():
     members = np.array([0, 0, 0, 1, 1, 1])
-    epochs = np.array([2, 0, 4, 0, 2, 4])  # member 0's snapshots out of order
-    figure = plots.trajectory_figure(_points(6), members, epochs, tickets={0: 2, 1: 4})
+    epochs = np.array([3, 1, 5, 1, 3, 5])  # member 0's snapshots out of order
+    figure = plots.trajectory_figure(_points(6), members, epochs, tickets={0: 3, 1: 5})
     (axes,) = figure.axes
     arrows = _arrows(axes)
     assert len(arrows) == 4  # two per run of three snapshots
     points = _points(6)
-    # Member 0's first arrow goes from its epoch-0 snapshot to its epoch-2 one.
+    # Member 0's first arrow goes from its epoch-1 snapshot to its epoch-3 one.
     np.testing.assert_allclose(arrows[0].xy, points[0])
     np.testing.assert_allclose(arrows[0].xyann, points[1])
     labels = [t for t in _texts(axes) if t]
@@ -69,9 +69,9 @@ def test_trajectories_of_independent_runs_are_joined_in_epoch_order():
 
 def test_one_run_is_one_trajectory_with_its_phases_apart():
     members = np.array([0, 0, 0, 1, 1, 2, 2])
-    epochs = np.arange(7)
+    epochs = np.arange(1, 8)
     figure = plots.trajectory_figure(_points(7), members, epochs,
-                                     tickets={0: 2, 1: 4, 2: 6}, one_run=True)
+                                     tickets={0: 3, 1: 5, 2: 7}, one_run=True)
     (axes,) = figure.axes
     assert len(_arrows(axes)) == 6  # one run: joined across the phases
     assert [t for t in _texts(axes) if t].count("start (epoch 1)") == 1

@@ -42,6 +42,31 @@ def test_save_ticket_writes_file_and_manifest(tmp_path, sparse_mlp):
     assert not run.complete and run.finished_members == {1}
 
 
+def test_format_1_runs_read_with_epochs_numbered_from_1(tmp_path, sparse_mlp):
+    # Format 1 numbered epochs from 0 (the index Keras passes to callbacks);
+    # format 2 numbers them as fit's progress bar does, everywhere.
+    run = RunDirectory.create(tmp_path, "dst", 2)
+    run.save_ticket(sparse_mlp, 0, epoch=4)
+    run.save_snapshot(sparse_mlp, 0, 3)
+    manifest = _read_manifest(tmp_path)
+    assert manifest["format"] == 2
+    manifest.update(format=1)
+    manifest["tickets"][0]["epoch"] = 4
+    (tmp_path / "tickets.json").write_text(json.dumps(manifest))
+    os.replace(tmp_path / "snapshots" / "member_0_epoch0003.keras",
+               tmp_path / "snapshots" / "member_0_epoch_2.keras")  # format 1's name
+    run.save_snapshot(sparse_mlp, 0, 5)
+    run.release()
+    old = RunDirectory.open(tmp_path)
+    assert old.tickets[0]["epoch"] == 5
+    assert [e for e, _ in old.snapshots()[0]] == [3, 5]
+    resumed = RunDirectory.create(tmp_path, "dst", 2)
+    resumed.save_ticket(sparse_mlp, 1, epoch=7)
+    manifest = _read_manifest(tmp_path)
+    assert manifest["format"] == 2
+    assert [t["epoch"] for t in manifest["tickets"]] == [5, 7]
+
+
 def test_load_ticket_round_trips_weights_and_masks(tmp_path, sparse_mlp):
     run = RunDirectory.create(tmp_path, "dst", 1)
     run.save_ticket(sparse_mlp, 0)
@@ -244,7 +269,7 @@ def test_tickets_and_snapshots_leave_the_optimizer_out_checkpoints_keep_it(
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
     run = RunDirectory.create(tmp_path, "dst", 1, {})
     run.save_ticket(model, 0)
-    snapshot = run.save_snapshot(model, 0, 0)
+    snapshot = run.save_snapshot(model, 0, 1)
     run.save_checkpoint(model, member=0, epoch=1)
     for path in (tmp_path / "ticket_0.keras", snapshot):
         assert not any(n.startswith("optimizer") for n in _weight_entries(path))

@@ -1,4 +1,4 @@
-"""Training augmentation of the original FreeTickets code (SPEC §4), batched
+"""Training augmentation of the original FreeTickets code (docs/algorithms.md §4), batched
 and vectorised: random crops of images padded with zeros or by reflection,
 and horizontal flips.
 """

@@ -1,6 +1,6 @@
 """The tensorflow-datasets image sets of the paper (CIFAR-10/100, SVHN,
 CIFAR-10-C, ImageNet) as `ImageDataset`s with the original FreeTickets
-augmentation and normalisation (SPEC §4): CIFAR-10 pads 4 pixels by
+augmentation and normalisation (docs/algorithms.md §4): CIFAR-10 pads 4 pixels by
 reflection, CIFAR-100 pads 4 zeros, then a random 32x32 crop and a
 horizontal flip; images are scaled to [0, 1] and normalised per channel.
 
@@ -70,7 +70,7 @@ def load(name, data_dir=None, batch_size=128, validation_fraction=0.1, seed=0,
             (`$TFDS_DATA_DIR`, `~/tensorflow_datasets`).
         batch_size: Global batch size of every split.
         validation_fraction: Fraction of the training split held out for
-            validation (SPEC §4: 0.1, i.e. 45k / 5k for CIFAR); 0 for none.
+            validation (docs/algorithms.md §4: 0.1, i.e. 45k / 5k for CIFAR); 0 for none.
         seed: Seed of the training order and augmentation.
         augment: True for the dataset's augmentation (table above), False for
             none, or one of `AUGMENTATIONS` (not for ImageNet).

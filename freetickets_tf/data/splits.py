@@ -1,5 +1,5 @@
 """The one validation split: a seeded random fraction of the examples held
-out (SPEC §4 keeps 10% of the training set for selecting checkpoints),
+out (docs/algorithms.md §4 keeps 10% of the training set for selecting checkpoints),
 shared by arrays (`split`), tensorflow-datasets sets and image folders.
 """
 
@@ -57,7 +57,7 @@ def split_indices(n, validation_fraction, split_seed):
 
 
 def split(x, y, validation_fraction=0.1, seed=0):
-    """Holds out a seeded random `validation_fraction` of `(x, y)` (SPEC §4
+    """Holds out a seeded random `validation_fraction` of `(x, y)` (docs/algorithms.md §4
     keeps 10% of the training set for selecting checkpoints).
 
     Returns:

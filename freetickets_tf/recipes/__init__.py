@@ -1,4 +1,4 @@
-"""Training recipes for FreeTickets ensembles and their baselines (SPEC §4).
+"""Training recipes for FreeTickets ensembles and their baselines (docs/algorithms.md §4).
 
 `train_ensemble(method, build_model, train_data, validation_data, config,
 run_dir)` trains the members, writes each ticket to the run directory as it
@@ -90,7 +90,7 @@ def check_resumable(method, build_model, train_data, validation_data=None,
     recipe = _recipe(method, build_model, train_data, validation_data, config, run_dir,
                      strategy, open_run=False)
     RunDirectory.check_resumable(recipe.run_dir, recipe.method.name, recipe.num_members,
-                                 recipe.settings)
+                                 recipe.settings, recipe.setting_defaults)
 
 
 def train_ensemble(method, build_model, train_data, validation_data=None,

@@ -1,6 +1,6 @@
 """The settings of an ensemble run, by concern: `SparsityConfig`,
 `DSTConfig`, `EDSTConfig`, `PFConfig`, `GMPConfig` and `OptimizerConfig` inside one
-`EnsembleConfig`. Defaults are the original's CIFAR ones (SPEC §4) and train
+`EnsembleConfig`. Defaults are the original's CIFAR ones (docs/algorithms.md §4) and train
 as the original code does (coupled weight decay, per-member data order).
 
 Example:
@@ -44,7 +44,7 @@ MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss")
 
 @dataclasses.dataclass
 class SparsityConfig:
-    """How sparse the sparse methods' networks are (SPEC §1).
+    """How sparse the sparse methods' networks are (docs/algorithms.md §2).
 
     Attributes:
         density: Overall density.
@@ -65,7 +65,7 @@ class SparsityConfig:
 
 @dataclasses.dataclass
 class DSTConfig:
-    """The topology updates of dynamic sparse training (SPEC §3).
+    """The topology updates of dynamic sparse training (docs/algorithms.md §3).
 
     Attributes:
         update_frequency: Optimizer steps between updates (ΔT).
@@ -80,8 +80,8 @@ class DSTConfig:
         reset_optimizer_state: Zero the optimizer slots of grown weights
             (RigL); False keeps them, as the original.
         prune_dense_layers: Rewire layers at density 1 too, as the
-            original's `truncate_weights` (SPEC §3 skips them).
-        growth_batch: `"fresh"` (a batch drawn for each update, SPEC §3) or
+            original's `truncate_weights` (docs/algorithms.md §3 skips them).
+        growth_batch: `"fresh"` (a batch drawn for each update, docs/algorithms.md §3) or
             `"last"` (the batch the update's step trained on, as the
             original).
     """
@@ -115,7 +115,7 @@ class DSTConfig:
 
 @dataclasses.dataclass
 class EDSTConfig:
-    """EDST's phases (SPEC §4): exploration, then one refinement phase per
+    """EDST's phases (docs/algorithms.md §4): exploration, then one refinement phase per
     ticket with a global exploration before phases 2..M.
 
     Attributes:
@@ -143,7 +143,7 @@ class EDSTConfig:
 
 @dataclasses.dataclass
 class PFConfig:
-    """Prune-and-fine-tune (SPEC §4): each dense member pruned by global
+    """Prune-and-fine-tune (docs/algorithms.md §4): each dense member pruned by global
     magnitude and fine-tuned with its mask fixed.
 
     Attributes:

@@ -1,4 +1,4 @@
-"""EDST (SPEC §4): one DST run of `epochs` epochs that explores for
+"""EDST (docs/algorithms.md §4): one DST run of `epochs` epochs that explores for
 `edst.exploration_epochs`, then harvests one ticket per refinement phase,
 with a global exploration before phases 2..M (`EDSTCallback` decides when).
 An interrupted run resumes from the checkpoint of its last epoch."""

@@ -1,4 +1,4 @@
-"""The ensemble methods (SPEC §4), each a short composition of the shared
+"""The ensemble methods (docs/algorithms.md §4), each a short composition of the shared
 stages of `stages.Recipe`, and their registry.
 
 | method | members | sparse | each member |

@@ -36,7 +36,7 @@ class EnsembleRun:
         run_dir: The run directory.
         method: The ensemble method.
         tickets: Manifest entries of the tickets, by member.
-        training_flops: Training FLOPs of the whole ensemble (SPEC §6).
+        training_flops: Training FLOPs of the whole ensemble (docs/algorithms.md §6).
         dense_training_flops: FLOPs of one dense model trained for
             `reference_epochs` on the same data.
     """
@@ -118,6 +118,8 @@ class Recipe:
         }
         # What the manifest records and a resumed run must match.
         self.settings = json.loads(json.dumps({**config.to_dict(), **identity}))
+        # A run from before a setting existed ran as its default.
+        self.setting_defaults = type(config)().to_dict()
         self.run_dir = distribute.worker_directory(run_dir, self.strategy)
         self.batch = self.train.batch_size
         self.steps_per_epoch = self.train.steps_per_epoch
@@ -126,7 +128,7 @@ class Recipe:
         if not open_run:
             return
         self.run = RunDirectory.create(self.run_dir, method.name, self.num_members,
-                                       self.settings)
+                                       self.settings, self.setting_defaults)
         try:
             distribute.check_workers_agree(
                 self.strategy, "where to resume (finished tickets, checkpoint number)",
@@ -149,7 +151,7 @@ class Recipe:
 
     def member_train(self, member):
         """The training set of `member` (None: EDST's one run): member m
-        shuffles and augments with seed `seed + m` (SPEC §4), a function of
+        shuffles and augments with seed `seed + m` (docs/algorithms.md §4), a function of
         (seed, member, epoch) only, so a resumed member sees the same batches."""
         if member is None:
             return self.train

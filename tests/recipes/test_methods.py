@@ -117,7 +117,7 @@ def test_edst_tickets_come_from_their_phases(data, tmp_path):
     config = _config(epochs=5, exploration_epochs=1)
     run = recipes.train_edst_ensemble(build, train, val, config, tmp_path)
     assert [t["member"] for t in run.tickets] == [0, 1]
-    assert 1 <= run.tickets[0]["epoch"] < 3 <= run.tickets[1]["epoch"] < 5
+    assert 2 <= run.tickets[0]["epoch"] < 4 <= run.tickets[1]["epoch"] < 6
     # One run: the run's FLOPs are those recorded with its last ticket.
     assert run.training_flops == run.tickets[-1]["training_flops"]
     first, second = RunDirectory.open(tmp_path).load_tickets()
@@ -282,7 +282,7 @@ def test_best_selection_needs_validation_data(data, tmp_path):
         recipes.train_dst_ensemble(build, train, None, _config(), tmp_path)
     run = recipes.train_dst_ensemble(
         build, train, None, _config(selection="last", num_members=1), tmp_path)
-    assert run.tickets[0]["epoch"] == 2
+    assert run.tickets[0]["epoch"] == 3
 
 
 def test_build_model_must_return_a_built_model(data, tmp_path):
@@ -297,6 +297,20 @@ def test_resuming_with_other_settings_is_refused(data, tmp_path):
     recipes.train_dense(build, train, val, _config(), tmp_path)
     with pytest.raises(ValueError, match="other settings.*learning_rate"):
         recipes.train_dense(build, train, val, _config(learning_rate=0.2), tmp_path)
+
+
+def test_a_run_from_before_a_setting_existed_resumes_at_its_default(data, tmp_path):
+    train, val = data
+    config = _config(epochs=2, pruning_frequency=100)  # gmp's settings at their defaults
+    recipes.train_dense(build, train, val, config, tmp_path)
+    manifest_path = tmp_path / "tickets.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["gmp"]  # as written before the gmp method existed
+    manifest_path.write_text(json.dumps(manifest))
+    recipes.check_resumable("dense", build, train, val, config, tmp_path)
+    assert len(recipes.train_dense(build, train, val, config, tmp_path).tickets) == 1
+    with pytest.raises(ValueError, match="other settings.*gmp.pruning_frequency"):
+        recipes.check_resumable("dense", build, train, val, _config(epochs=2), tmp_path)
 
 
 def test_tf_data_input(data, tmp_path):
@@ -538,8 +552,8 @@ def test_gmp_members_prune_gradually_and_keep_a_ticket_at_the_final_sparsity(
     run = recipes.train_ensemble("gmp", build, train, val, config, tmp_path)
     schedule = ft.pruning_schedules.PolynomialDecay(0.0, 0.7, 0, 6, frequency=2)
     assert sparsities == [(s, round(schedule.sparsity(s), 6)) for s in (0, 2, 4, 6)]
-    # Step 6 is pruned in epoch 2: the ticket is epoch 2 or 3.
-    assert run.tickets[0]["epoch"] >= 2
+    # Step 6 is pruned in epoch 3 (of 4): the ticket is epoch 3 or 4.
+    assert run.tickets[0]["epoch"] >= 3
     (ticket,) = RunDirectory.open(tmp_path).load_tickets()
     for mk in ft.masked_kernels(ticket):
         size = int(np.prod(mk.mask.shape))
