@@ -85,13 +85,26 @@ def compile_array_function(fn, large=True):
     return fn
 
 
+def count_true(mask):
+    """The number of True entries of a boolean array, an int32 scalar on the
+    device. On PyTorch `count_nonzero` (6x faster than summing an int32 copy,
+    and no copy); elsewhere the sum, which XLA fuses with the comparison
+    before it."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.count_nonzero(mask).to(torch.int32)
+    return keras.ops.sum(keras.ops.cast(mask, "int32"))
+
+
 def nth_largest_key(key, eligible, n):
     """The `n`-th largest of the int32 `key`s at the `eligible` positions
     (1-D; `1 <= n <=` the number eligible; for `n == 0` any value above
     every key would do, and the int32 maximum is returned).
 
-    On PyTorch, `torch.kthvalue` (a quickselect: about 3x faster there than
-    the select below run eagerly; it reads `n` on the host). Elsewhere a
+    On PyTorch, `torch.kthvalue` over the eligible keys (a quickselect:
+    about 3x faster there than the select below run eagerly; it reads `n`
+    on the host). Elsewhere a
     radix select of two 16-bit digits, compiled with the rest of the update:
     a histogram of the keys' high halves finds the bucket holding the
     `n`-th largest, a histogram of the low halves within that bucket the key
@@ -105,8 +118,13 @@ def nth_largest_key(key, eligible, n):
         n = int(n)
         if n == 0:
             return torch.tensor(2**31 - 1, dtype=torch.int32, device=key.device)
-        filled = torch.where(eligible, key, torch.full_like(key, -(2**31)))
-        return torch.kthvalue(filled, filled.numel() - n + 1).values
+        if 2 * int(torch.count_nonzero(eligible)) < key.numel():
+            # Few eligible (a drop's are a layer's active weights): select
+            # among them alone, 2x faster though gathering them costs a pass.
+            keys = key[eligible]
+        else:  # the others put below every key
+            keys = torch.where(eligible, key, torch.full_like(key, -(2**31)))
+        return torch.kthvalue(keys, keys.numel() - n + 1).values
 
     n = ops.convert_to_tensor(n, "int32")
     # Digits in key order: the high half, sign included, shifted to

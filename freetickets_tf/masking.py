@@ -8,6 +8,7 @@ import numpy as np
 from keras import ops
 
 from freetickets_tf import _keras_internals as internals
+from freetickets_tf import backend
 from freetickets_tf import layers as masked_layers
 from freetickets_tf._validation import check_choice
 from freetickets_tf._validation import check_density
@@ -428,7 +429,9 @@ def _active_fraction(model, field):
     total = sum(math.prod(mk.kernel.shape) for mk in kernels)
     if not total:
         return 1.0
-    return sum(count_active(getattr(mk, field)) for mk in kernels) / total
+    # One host read for all layers (a read per layer waits for each).
+    counts = ops.stack([backend.count_true(getattr(mk, field).value) for mk in kernels])
+    return int(np.sum(ops.convert_to_numpy(counts), dtype=np.int64)) / total
 
 
 def overall_density(model):

@@ -29,7 +29,7 @@ from freetickets_tf import backend
 
 def count_active(mask):
     """Number of True entries of a boolean mask, as a Python int."""
-    return int(ops.convert_to_numpy(ops.sum(ops.cast(mask, "int32"))))
+    return int(ops.convert_to_numpy(backend.count_true(ops.cast(mask, "bool"))))
 
 
 def drop_count(mask, death_rate):
@@ -90,14 +90,14 @@ def top_n_mask(scores, eligible, n):
     threshold = backend.nth_largest_key(key, eligible, n)
     above = ops.logical_and(eligible, key > threshold)
     tied = ops.logical_and(eligible, key == threshold)
-    missing = n - ops.sum(ops.cast(above, "int32"))
+    missing = n - backend.count_true(above)
 
     def first_tied():
         return ops.logical_and(tied, ops.cumsum(ops.cast(tied, "int32")) <= missing)
 
     # The prefix count is the dearest pass; it is needed only when more keys
     # tie at the threshold than are missing (e.g. many zero gradients).
-    taken = backend.cond(ops.sum(ops.cast(tied, "int32")) > missing, first_tied, lambda: tied)
+    taken = backend.cond(backend.count_true(tied) > missing, first_tied, lambda: tied)
     return ops.logical_or(above, taken)
 
 

@@ -190,11 +190,12 @@ def _keys(kind, rng, size):
 
 @pytest.mark.parametrize("kind", ["full_range", "one_high_bucket", "bucket_edges", "ties"])
 @pytest.mark.parametrize("compiled", [False, True])
-def test_nth_largest_key_equals_numpy_sort(kind, compiled):
+@pytest.mark.parametrize("eligible_fraction", [0.3, 0.7])  # PyTorch: gathered, or not
+def test_nth_largest_key_equals_numpy_sort(kind, compiled, eligible_fraction):
     rng = np.random.default_rng(len(kind))
     size = 3000
     key = _keys(kind, rng, size)
-    eligible = rng.random(size) < 0.7
+    eligible = rng.random(size) < eligible_fraction
     select = backend.nth_largest_key
     if compiled:
         select = backend.compile_array_function(select)

@@ -150,3 +150,42 @@ def test_the_compiled_update_equals_the_plain_drop_and_grow(units):
     np.testing.assert_array_equal(_np(mk.mask), want)
     np.testing.assert_array_equal(_np(mk.kernel), np.where(survivors, kernel, 0.0))
     assert moved == int((want & ~mask).sum())
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch",
+                    reason="PyTorch updates layer by layer (eager either way)")
+@pytest.mark.parametrize("growth", ["gradient", "random"])
+def test_the_whole_model_program_writes_what_the_layer_by_layer_update_writes(
+        growth, monkeypatch):
+    def run(whole_model_weights):
+        monkeypatch.setattr(updaters, "WHOLE_MODEL_WEIGHTS", whole_model_weights)
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(30),
+                                  keras.layers.Dense(20), keras.layers.Dense(5)])
+        sparse = ft.sparsify(model, 0.3, distribution="uniform", seed=0)
+        sparse.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+        sparse.optimizer.build(sparse.trainable_variables)
+        kernels = ft.masked_kernels(sparse)
+        rng = np.random.default_rng(1)
+        for mk in kernels:  # ties among weights and scores, and live momentum
+            mk.kernel.assign(np.round(rng.normal(size=mk.kernel.shape) * 3).astype("float32")
+                             * _np(mk.mask))
+        slots = [[v for v in sparse.optimizer.variables if v.shape == mk.kernel.shape
+                  and "momentum" in v.path] for mk in kernels]
+        for kernel_slots in slots:
+            for slot in kernel_slots:
+                slot.assign(rng.normal(size=slot.shape).astype("float32"))
+        scores = ([np.round(rng.normal(size=mk.kernel.shape) * 3).astype("float32")
+                   for mk in kernels] if growth == "gradient" else [None] * len(kernels))
+        seeds = [keras.random.SeedGenerator(7 + i) for i in range(len(kernels))]
+        moved = updaters.get(growth).update(kernels, 0.5, scores, seeds, slots)
+        return moved, [[_np(v) for v in (mk.kernel, mk.mask, mk.explored, *kernel_slots)]
+                       for mk, kernel_slots in zip(kernels, slots)]
+
+    layer_by_layer = run(1 << 40)
+    whole_model = run(0)
+    assert whole_model[0] == layer_by_layer[0] > 0
+    assert all(len(arrays) == 4 for arrays in whole_model[1])  # a momentum slot each
+    for ours, theirs in zip(whole_model[1], layer_by_layer[1]):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
