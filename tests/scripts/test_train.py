@@ -102,7 +102,7 @@ def test_killed_training_process_resumes_to_the_same_tickets(tmp_path):
     assert resumed.stdout.splitlines()[-1] == whole.stdout.splitlines()[-1]
 
 
-TINY = ["--model=mlp-cifar10", "--method=dst", "--nocompare", "--num_members=2",
+TINY = ["--model=mlp-256-128", "--method=dst", "--nocompare", "--num_members=2",
         "--epochs=1", "--batch_size=8", "--update_frequency=2", "--density=0.3",
         "--verbose=0"]
 
