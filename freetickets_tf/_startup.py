@@ -74,19 +74,24 @@ def native_noise_filtered(enabled=True):
     if not enabled:
         yield
         return
-    sys.stderr.flush()
+    _flush_stderr()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
         os.dup2(held.fileno(), 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
+            _flush_stderr()
             os.dup2(saved, 2)
             os.close(saved)
             held.seek(0)
-            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not is_noise(line.rstrip("\n")))
-            if kept:
-                sys.stderr.write(kept)
-                sys.stderr.flush()
+            lines = held.read().splitlines(keepends=True)
+            kept = b"".join(line for line in lines
+                            if not is_noise(line.rstrip(b"\n").decode("utf-8", "replace")))
+            while kept:  # os.write may take a part
+                kept = kept[os.write(2, kept):]
+
+
+def _flush_stderr():
+    if sys.stderr is not None:  # None without a console (pythonw)
+        sys.stderr.flush()

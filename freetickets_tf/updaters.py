@@ -257,7 +257,7 @@ class SET:
                 and self.death == "magnitude")
 
     @staticmethod
-    def _random_scores(mk, scores, seed):
+    def _scores_or_uniform(mk, scores, seed):
         """`scores`, or for random growth uniform ones, drawn as
         `topology.random_grow` draws them."""
         if scores is None:
@@ -271,7 +271,7 @@ class SET:
         new_kernels, masks, explored, slots, moved = _whole_model_program()(
             [mk.kernel.value for mk in kernels], [mk.mask.value for mk in kernels],
             [mk.explored.value for mk in kernels],
-            [self._random_scores(mk, scores, seed) for mk, _, scores, seed, _ in work],
+            [self._scores_or_uniform(mk, scores, seed) for mk, _, scores, seed, _ in work],
             ops.convert_to_tensor([n for _, n, *_ in work], "int32"),
             [[slot.value for slot in kernel_slots] for *_, kernel_slots in work])
         for mk, kernel, mask, record, (*_, kernel_slots), slot_values in zip(
@@ -286,7 +286,7 @@ class SET:
     def _rewire(self, mk, n, scores, seed, slots):
         """Moves `n` weights of `mk`; returns how many (a device scalar)."""
         if self._compiled_rule():
-            scores = self._random_scores(mk, scores, seed)
+            scores = self._scores_or_uniform(mk, scores, seed)
             kernel, mask, explored, grown, moved = _magnitude_rewire_padded(mk, scores, n)
         else:  # a rule of its own: its `drop` and `grow`, eagerly
             # A snapshot: on TensorFlow `.value` is the live variable.
