@@ -130,10 +130,11 @@ def _magnitude_rewire_all(kernels, masks, explored, scores, n, slots):
 
 # Models with this many masked weights or more are updated by one compiled
 # program for all their kernels, on TensorFlow (XLA) and JAX: it saves each
-# layer's dispatch, padding and slicing (WRN-16-4: 0.12 to 0.07 s on
-# TensorFlow, 0.10 to 0.07 s on JAX; WRN-28-10 on JAX: 0.93 to 0.74 s), but
-# compiles once per model (9 to 16 s), which small models' few updates
-# would not repay. PyTorch runs eagerly either way: layer by layer.
+# layer's dispatch, padding and slicing (benchmarks/topology_update.py,
+# WRN-16-4: 0.232 to 0.077 s on TensorFlow, 0.124 to 0.053 s on JAX;
+# benchmarks/RESULTS.md), but compiles once per model (7 to 11 s there),
+# which small models' few updates would not repay. PyTorch runs eagerly
+# either way: layer by layer.
 WHOLE_MODEL_WEIGHTS = 1 << 20
 
 
