@@ -429,9 +429,8 @@ def _active_fraction(model, field):
     total = sum(math.prod(mk.kernel.shape) for mk in kernels)
     if not total:
         return 1.0
-    # One host read for all layers (a read per layer waits for each).
-    counts = ops.stack([backend.count_true(getattr(mk, field).value) for mk in kernels])
-    return int(np.sum(ops.convert_to_numpy(counts), dtype=np.int64)) / total
+    counts = backend.count_true_each(getattr(mk, field).value for mk in kernels)
+    return int(np.sum(counts)) / total
 
 
 def overall_density(model):

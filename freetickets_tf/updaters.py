@@ -51,8 +51,8 @@ def _write_back(kernel, old_mask, explored, survivors, new_mask):
     as grown: they restart from zero too, as RigL) and the moved count."""
     grown = ops.logical_and(new_mask, ops.logical_not(survivors))
     moved = backend.count_true(ops.logical_and(new_mask, ops.logical_not(old_mask)))
-    return (ops.where(survivors, kernel, ops.zeros_like(kernel)),
-            ops.logical_or(explored, new_mask), grown, moved)
+    return (ops.where(survivors, kernel, 0.0), ops.logical_or(explored, new_mask), grown,
+            moved)
 
 
 def _magnitude_rewire(kernel, mask, explored, scores, n):
@@ -122,7 +122,7 @@ def _magnitude_rewire_all(kernels, masks, explored, scores, n, slots):
     kernel, `slots` one list per kernel), lists out, and the moved total."""
     results = [_magnitude_rewire(k, m, e, g, n[i])
                for i, (k, m, e, g) in enumerate(zip(kernels, masks, explored, scores))]
-    new_slots = [[ops.where(grown, ops.zeros_like(slot), slot) for slot in kernel_slots]
+    new_slots = [[ops.where(grown, 0.0, slot) for slot in kernel_slots]
                  for (*_, grown, _), kernel_slots in zip(results, slots)]
     return ([r[0] for r in results], [r[1] for r in results], [r[2] for r in results],
             new_slots, ops.sum(ops.stack([r[4] for r in results])))
@@ -233,10 +233,10 @@ class SET:
         Returns:
             The number of positions active now that were not before, summed.
         """
-        counts = ops.stack([backend.count_true(mk.mask.value) for mk in masked_kernels])
+        counts = backend.count_true_each(mk.mask.value for mk in masked_kernels)
         work = []  # (kernel, n, scores, seed, slots) of the kernels that move
         for mk, active, kernel_scores, seed, kernel_slots in zip(
-                masked_kernels, ops.convert_to_numpy(counts).tolist(), scores, seeds, slots):
+                masked_kernels, counts.tolist(), scores, seeds, slots):
             if skip_dense and active == math.prod(mk.mask.shape):
                 continue
             n = topology.moved_count(active, death_rate)
@@ -300,7 +300,7 @@ class SET:
         mk.mask.assign(mask)
         mk.explored.assign(explored)
         for slot in slots:
-            slot.assign(ops.where(grown, ops.zeros_like(slot.value), slot.value))
+            slot.assign(ops.where(grown, 0.0, slot.value))
         return moved
 
     def check_model(self, model):

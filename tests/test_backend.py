@@ -199,11 +199,34 @@ def test_nth_largest_key_equals_numpy_sort(kind, compiled, eligible_fraction):
     select = backend.nth_largest_key
     if compiled:
         select = backend.compile_array_function(select)
-    ordered = np.sort(key[eligible])[::-1]
-    for n in (1, 2, 17, ordered.size // 2, ordered.size):
-        got = _np(select(ops.convert_to_tensor(key), ops.convert_to_tensor(eligible),
-                         ops.convert_to_tensor(n, "int32")))
-        assert int(got) == int(ordered[n - 1]), (kind, n)
-    got = select(ops.convert_to_tensor(key), ops.convert_to_tensor(eligible),
-                 ops.convert_to_tensor(0, "int32"))
-    assert int(_np(got)) == 2**31 - 1
+    chosen = key[eligible]
+    ordered = np.sort(chosen)[::-1]
+    for n in (0, 1, 2, 17, ordered.size // 2, ordered.size):
+        threshold, above, tied = (int(_np(v)) for v in select(
+            ops.convert_to_tensor(key), ops.convert_to_tensor(eligible),
+            ops.convert_to_tensor(n, "int32")))
+        assert threshold == int(ordered[max(n, 1) - 1]), (kind, n)  # n == 0: as 1
+        assert above == int(np.sum(chosen > threshold)), (kind, n)
+        assert tied == int(np.sum(chosen == threshold)), (kind, n)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's two selections")
+@pytest.mark.parametrize("on_host", [True, False], ids=["numpy", "kthvalue"])
+@pytest.mark.parametrize("eligible_fraction", [0.3, 0.7])
+def test_torch_selections_agree_with_numpy_sort(on_host, eligible_fraction):
+    # The device path (`torch.kthvalue`, taken for CUDA tensors) run on the
+    # CPU here, beside the NumPy path the CPU takes; float keys with -inf
+    # and ties, as `order_key` gives them on PyTorch.
+    import torch
+
+    rng = np.random.default_rng(7)
+    key = rng.choice([-np.inf, -1.5, 0.0, 2.0, 3.25], 3000).astype("float32")
+    eligible = rng.random(3000) < eligible_fraction
+    chosen = key[eligible]
+    ordered = np.sort(chosen)[::-1]
+    for n in (1, 5, ordered.size // 2, ordered.size):
+        threshold, above, tied = backend._torch_nth_largest_key(
+            torch.from_numpy(key), torch.from_numpy(eligible), n, on_host=on_host)
+        assert float(threshold) == ordered[n - 1], n
+        assert (above, tied) == (np.sum(chosen > ordered[n - 1]),
+                                 np.sum(chosen == ordered[n - 1])), n

@@ -483,6 +483,25 @@ def test_top_n_mask_matches_the_reference(kind, n, compiled):
     np.testing.assert_array_equal(got, _reference_top_n(scores, eligible, n))
 
 
+_COMPILED_FIRST_N = backend.compile_array_function(topology_module.first_n_true)
+
+
+@pytest.mark.parametrize("size", [1, 1000, 1024, 1025, 5000])
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_first_n_true_keeps_the_first_n_by_index(size, compiled):
+    # Sizes on both sides of a block (1,024), several blocks, a partial last one.
+    rng = np.random.default_rng(size)
+    mask = rng.random(size) < 0.3
+    first_n_true = _COMPILED_FIRST_N if compiled else topology_module.first_n_true
+    true_at = np.flatnonzero(mask)
+    for n in sorted({0, 1, true_at.size // 3, true_at.size}):
+        got = _np(first_n_true(keras.ops.convert_to_tensor(mask),
+                               keras.ops.convert_to_tensor(n, "int32")))
+        want = np.zeros(size, bool)
+        want[true_at[:n]] = True
+        np.testing.assert_array_equal(got, want, err_msg=f"n={n}")
+
+
 def test_top_n_mask_can_take_every_eligible_position():
     scores = np.array([5.0, -1.0, 2.0, 2.0], "float32")
     eligible = np.array([True, False, True, True])
