@@ -24,6 +24,11 @@ default, as the figures of issue 16 were taken), on the same synthetic batch:
   that ours equal its masks when ties are broken as the library breaks
   them (lower index first; a stable sort, run apart and not timed).
   ``update_over_numpy`` is ``update_s / numpy_reference_s`` (goal: <= 1).
+* ``numpy_same_writes_s``: the reference writing also what the library's
+  update writes besides masks and kernels (the explored record, the
+  momentum zeroed at the grown positions: SPEC §3 step 4, and the
+  original's ``fired_masks``), timed right after the plain one;
+  ``update_over_numpy_same_writes`` is ``update_s`` over it.
 
 The update of the original PyTorch code on WRN-28-10 at density 0.2 took
 4.7 s on this 2-core CPU at one thread (issue 16, measured with
@@ -101,12 +106,20 @@ def _smallest(values, n, exact):
     return np.argpartition(values, n - 1)[:n]
 
 
-def numpy_update(kernels, masks, gradients, death_rate, exact=False):
+def numpy_update(kernels, masks, gradients, death_rate, exact=False, explored=None,
+                 slots=None):
     """The reference: one drop-and-grow update in NumPy.
+
+    With `explored` and `slots` (one array per kernel each: the record of
+    positions ever active, the optimizer's momentum), it also writes what the
+    library's update writes besides the masks and kernels, in place: the
+    record extended by the new mask (the ITOP rate's, as the original's
+    `fired_masks`) and the momentum zeroed at the grown positions (SPEC §3,
+    step 4).
 
     Returns the new masks and kernels (layers at density 1 left alone)."""
     new_masks, new_kernels = [], []
-    for w, mask, g in zip(kernels, masks, gradients):
+    for i, (w, mask, g) in enumerate(zip(kernels, masks, gradients)):
         if mask.all():
             new_masks.append(mask)
             new_kernels.append(w)
@@ -123,6 +136,10 @@ def numpy_update(kernels, masks, gradients, death_rate, exact=False):
         new_mask[grown] = True
         new_masks.append(new_mask.reshape(mask.shape))
         new_kernels.append(np.where(survivors, flat_w, 0.0).reshape(w.shape))
+        if explored is not None:
+            explored[i] |= new_masks[-1]
+        if slots is not None:
+            slots[i].ravel()[grown] = 0.0
     return new_masks, new_kernels
 
 
@@ -190,13 +207,17 @@ def measure(args, model_name):
     advance()
     first_s, _ = timed(lambda: cb.update_topology(death_rate=args.death_rate, scores=gradients))
     log(f"{model_name}: first update {first_s:.2f} s (with tracing/compilation)")
-    figures = {"update": [], "with_gradient": [], "train_step": [], "numpy": []}
+    figures = {"update": [], "with_gradient": [], "train_step": [], "numpy": [],
+               "numpy_same_writes": []}
     agrees = True
     for repeat in range(args.repeats):
         gradients = cb.growth_gradients(*batch)
         kernels = host([mk.kernel.value for mk in cb.masked_kernels])
         masks = host([mk.mask.value for mk in cb.masked_kernels])
         grads = host(gradients)
+        records = host([mk.explored.value for mk in cb.masked_kernels])
+        momenta = host([optimizer_slots.momentum_variable(model.optimizer, mk.kernel).value
+                        for mk in cb.masked_kernels])
         advance()
         seconds, _ = timed(lambda: cb.update_topology(death_rate=args.death_rate,
                                                       scores=gradients))
@@ -204,6 +225,9 @@ def measure(args, model_name):
         start = time.perf_counter()
         numpy_update(kernels, masks, grads, args.death_rate)
         figures["numpy"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        numpy_update(kernels, masks, grads, args.death_rate, explored=records, slots=momenta)
+        figures["numpy_same_writes"].append(time.perf_counter() - start)
         # Checked apart, with ties broken as the library breaks them: 36 M
         # random float32 weights hold equal magnitudes.
         want_masks, _ = numpy_update(kernels, masks, grads, args.death_rate, exact=True)
@@ -218,6 +242,7 @@ def measure(args, model_name):
             f"numpy {figures['numpy'][-1]:.3f} s, with gradient "
             f"{figures['with_gradient'][-1]:.3f} s, train step {seconds:.3f} s")
     update, numpy_s = median(figures["update"]), median(figures["numpy"])
+    same_writes_s = median(figures["numpy_same_writes"])
     with_gradient, step = median(figures["with_gradient"]), median(figures["train_step"])
     return {
         "parameters": int(sum(int(np.prod(v.shape)) for v in model.trainable_weights)),
@@ -227,6 +252,8 @@ def measure(args, model_name):
         "update_s": update,
         "numpy_reference_s": numpy_s,
         "update_over_numpy": update / numpy_s,
+        "numpy_same_writes_s": same_writes_s,
+        "update_over_numpy_same_writes": update / same_writes_s,
         "reference_agrees": bool(agrees),
         "update_with_gradient_s": with_gradient,
         "train_step_s": step,

@@ -22,6 +22,22 @@ def test_numpy_reference_by_hand(load_benchmark):
     assert untouched is dense  # a layer at density 1 is left alone
 
 
+def test_numpy_reference_writes_the_record_and_the_momentum(load_benchmark):
+    bench = load_benchmark("topology_update")
+    w = np.array([0.5, -0.1, 0.0, 2.0], "float32")
+    mask = np.array([True, True, False, True])
+    g = np.array([0.0, 0.0, 9.0, 0.0], "float32")
+    explored = [np.array([True, True, False, True])]
+    momentum = [np.array([1.0, 2.0, 3.0, 4.0], "float32")]
+    (new,), _ = bench.numpy_update([w], [mask], [g], 0.5, exact=True, explored=explored,
+                                   slots=momentum)
+    # n = ceil(0.5 * 3) = 2: -0.1 and 0.5 die, 9.0 and then the first of the
+    # zero |g| (index 0, just dropped; ties to the lower index) grow.
+    assert new.tolist() == [True, False, True, True]
+    assert explored[0].tolist() == [True, True, True, True]
+    assert momentum[0].tolist() == [0.0, 2.0, 0.0, 4.0]  # zeroed where grown
+
+
 def test_one_backend_in_process(capsys, load_benchmark):
     bench = load_benchmark("topology_update")
     args = bench.parse_args(["--single", "tensorflow", "--models", "wrn-10-1",
@@ -32,11 +48,13 @@ def test_one_backend_in_process(capsys, load_benchmark):
     figures = result["models"]["wrn-10-1"]
     assert figures["reference_agrees"] is True
     assert figures["overall_density"] == pytest.approx(args.density, abs=1e-3)
-    for key in ("first_update_s", "update_s", "numpy_reference_s", "train_step_s",
-                "update_with_gradient_s"):
+    for key in ("first_update_s", "update_s", "numpy_reference_s", "numpy_same_writes_s",
+                "train_step_s", "update_with_gradient_s"):
         assert figures[key] > 0, key
     assert figures["update_over_numpy"] == pytest.approx(
         figures["update_s"] / figures["numpy_reference_s"])
+    assert figures["update_over_numpy_same_writes"] == pytest.approx(
+        figures["update_s"] / figures["numpy_same_writes_s"])
     rows = bench.goals({"tensorflow": result})
     assert {r["goal"] for r in rows} == {"update_over_numpy <= 1",
                                          "update_with_gradient_in_steps <= 1.2"}
