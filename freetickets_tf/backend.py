@@ -23,7 +23,8 @@ backend (TensorFlow, JAX or PyTorch):
 Seven helpers smooth over the rest: `compile_array_function` compiles a
 pure `keras.ops` function the way the backend does best (the topology
 update); `order_key`, `magnitude_key` and `nth_largest_key` select the
-update's threshold the way each backend does it fastest; `cond` branches alike inside and outside compiled programs;
+update's threshold the way each backend does it fastest; `cond` branches
+alike inside and outside compiled programs;
 `distribute_batch` shards a growth batch over the devices of a JAX
 `keras.distribution` (tf.distribute's replicas shard theirs in
 `_sharded_gradient_fn`); and features of one backend only (SavedModel
@@ -118,10 +119,11 @@ def order_key(scores):
 
 
 def magnitude_key(x, smallest=False):
-    """`order_key(abs(x))`, or with `smallest` `order_key(-abs(x))`, for
-    less: under XLA the float32 bits without the sign bit, which order
-    magnitudes as they are (and -0.0 as 0.0), reversed by flipping the other
-    31 bits; one bitwise pass, where `order_key` takes three."""
+    """Keys ordered as `abs(x)` (with `smallest`, as `-abs(x)`), as
+    `order_key` of those would be but cheaper: under XLA the float32 bits
+    without the sign bit, which order magnitudes as the floats do (and make
+    -0.0 and 0.0 equal), reversed by flipping the other 31 bits; one bitwise
+    pass, where `order_key` takes three."""
     ops = keras.ops
     if keras.backend.backend() == "torch":
         magnitude = ops.abs(ops.cast(x, "float32"))
@@ -221,8 +223,8 @@ def _last_reaching(counts, rank):
 
 
 def _torch_nth_largest_key(key, eligible, n, on_host):
-    """`nth_largest_key` on PyTorch, `on_host` by NumPy's introselect on the
-    tensors' own memory (no copy; `torch.kthvalue` is 4 to 10x slower on a
+    """`nth_largest_key` on PyTorch, `on_host` by NumPy's introselect on
+    NumPy views of the tensors (`torch.kthvalue` is 4 to 10x slower on a
     CPU), else by `torch.kthvalue` on the device. The selection runs over
     the eligible keys alone where they are fewer than half (a drop's: a
     layer's active weights), else over all keys with the others put below
