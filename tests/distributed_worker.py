@@ -13,6 +13,8 @@ gradient function, recording the batch size each replica's loss saw.
         --cluster 127.0.0.1:2001,127.0.0.1:2002 --task 0   # and --task 1
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
         python tests/distributed_worker.py OUT.npz --distribution data_parallel
+
+`--whole_model` updates the topology with the one program for all layers.
 """
 
 import argparse
@@ -34,6 +36,9 @@ def main():
     parser.add_argument("--cluster", help="comma-separated worker addresses")
     parser.add_argument("--task", type=int, default=0, help="this worker's index")
     parser.add_argument("--run_dir", help="then train a DST ensemble there")
+    parser.add_argument("--whole_model", action="store_true",
+                        help="update every layer in one compiled program, as models of "
+                             "updaters.WHOLE_MODEL_WEIGHTS weights or more are")
     args = parser.parse_args()
     if args.cluster:  # read by MultiWorkerMirroredStrategy, before TF starts
         os.environ["TF_CONFIG"] = json.dumps({
@@ -46,6 +51,8 @@ def main():
 
     import freetickets_tf as ft
 
+    if args.whole_model:  # this model is far smaller than the threshold
+        ft.updaters.WHOLE_MODEL_WEIGHTS = 0
     keras.config.disable_traceback_filtering()  # full tracebacks in the test log
     if args.cpu_devices:
         ft.distribute.use_cpu_devices(args.cpu_devices)

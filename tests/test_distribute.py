@@ -73,10 +73,14 @@ def one_replica_run(tmp_path_factory):
 
 
 @TENSORFLOW_ONLY
+@pytest.mark.parametrize("program", ["per_layer", "whole_model"])
 def test_two_replicas_match_one_replica_with_the_same_global_batch(
-        one_replica_run, tmp_path):
+        one_replica_run, tmp_path, program):
+    # The one-replica run updates layer by layer: the whole-model program
+    # must give the same masks under the strategy.
     out = tmp_path / "run.npz"
-    _finish(_run_worker(out, "--strategy", "mirrored", "--cpu_devices", "2"))
+    flags = ["--whole_model"] if program == "whole_model" else []
+    _finish(_run_worker(out, "--strategy", "mirrored", "--cpu_devices", "2", *flags))
     two = _arrays(out)
     assert two["replicas"] == 2
     assert two["replica_checks"] > 0  # masks compared on both replicas, each batch
@@ -89,10 +93,12 @@ def test_two_replicas_match_one_replica_with_the_same_global_batch(
 
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution on JAX")
-def test_jax_data_parallel_on_two_devices_matches_one_device(tmp_path):
+@pytest.mark.parametrize("program", ["per_layer", "whole_model"])
+def test_jax_data_parallel_on_two_devices_matches_one_device(tmp_path, program):
     devices = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    flags = ["--whole_model"] if program == "whole_model" else []
     runs = [_run_worker(tmp_path / "one.npz"),
-            _run_worker(tmp_path / "two.npz", "--distribution", "data_parallel",
+            _run_worker(tmp_path / "two.npz", "--distribution", "data_parallel", *flags,
                         env=devices)]
     for run in runs:
         _finish(run)
