@@ -12,7 +12,8 @@ beyond the training steps (`update_flops`, docs/algorithms.md §6).
 each layer is one compiled program (`backend.compile_array_function`)
 around `topology.drop_and_grow`, whose selection is exact and sort-free
 (`topology.top_n_mask`), and a model of `WHOLE_MODEL_WEIGHTS` masked
-weights or more is one program for all its layers. A rule with its own
+weights or more is one program for all its layers, which writes the
+variables in place (`backend.compile_variable_update`). A rule with its own
 `drop` or `grow` runs them eagerly instead.
 
 `SET` drops by magnitude (or SET's rule) and grows at random; `RigL(SET)`
@@ -116,32 +117,36 @@ def _magnitude_rewire_padded(mk, scores, n):
     return kernel, mask, explored, grown, moved
 
 
-def _magnitude_rewire_all(kernels, masks, explored, scores, n, slots):
+def _magnitude_rewire_all(written, scores, n):
     """`_magnitude_rewire` of every kernel in one program, the optimizer
-    slots of the grown weights zeroed too: lists in (`n` one int32 count per
-    kernel, `slots` one list per kernel), lists out, and the moved total."""
-    results = [_magnitude_rewire(k, m, e, g, n[i])
-               for i, (k, m, e, g) in enumerate(zip(kernels, masks, explored, scores))]
-    new_slots = [[ops.where(grown, 0.0, slot) for slot in kernel_slots]
-                 for (*_, grown, _), kernel_slots in zip(results, slots)]
-    return ([r[0] for r in results], [r[1] for r in results], [r[2] for r in results],
-            new_slots, ops.sum(ops.stack([r[4] for r in results])))
+    slots of the grown weights zeroed too: `written` holds per kernel its
+    kernel, mask, explored record and slots (`[kernel, mask, explored,
+    *slots]`), `scores` one array and `n` one int32 count per kernel; returns
+    their new values, nested alike, and the moved total."""
+    new_values, moved = [], []
+    for i, ((kernel, mask, explored, *slots), kernel_scores) in enumerate(zip(written, scores)):
+        kernel, mask, explored, grown, count = _magnitude_rewire(
+            kernel, mask, explored, kernel_scores, n[i])
+        new_values.append([kernel, mask, explored, *(ops.where(grown, 0.0, s) for s in slots)])
+        moved.append(count)
+    return new_values, ops.sum(ops.stack(moved))
 
 
 # Models with this many masked weights or more are updated by one compiled
 # program for all their kernels, on TensorFlow (XLA) and JAX: it saves each
 # layer's dispatch, padding and slicing (benchmarks/topology_update.py,
 # WRN-16-4: 0.232 to 0.077 s on TensorFlow, 0.124 to 0.053 s on JAX;
-# benchmarks/RESULTS.md), but compiles once per model (7 to 11 s there),
-# which small models' few updates would not repay. PyTorch runs eagerly
-# either way: layer by layer.
+# benchmarks/RESULTS.md), and writes the variables in place
+# (`backend.compile_variable_update`), but compiles once per model (7 to
+# 11 s there), which small models' few updates would not repay. PyTorch runs
+# eagerly either way: layer by layer.
 WHOLE_MODEL_WEIGHTS = 1 << 20
 
 
 def _whole_model_program():
     key = (keras.backend.backend(), "whole model")
     if key not in _COMPILED:
-        _COMPILED[key] = backend.compile_array_function(_magnitude_rewire_all, large=True)
+        _COMPILED[key] = backend.compile_variable_update(_magnitude_rewire_all)
     return _COMPILED[key]
 
 
@@ -268,21 +273,11 @@ class SET:
     def _rewire_all(self, work):
         """Every kernel of `work` moved by one compiled program; returns how
         many weights moved (a device scalar)."""
-        kernels = [mk for mk, *_ in work]
-        new_kernels, masks, explored, slots, moved = _whole_model_program()(
-            [mk.kernel.value for mk in kernels], [mk.mask.value for mk in kernels],
-            [mk.explored.value for mk in kernels],
+        return _whole_model_program()(
+            [[mk.kernel, mk.mask, mk.explored, *kernel_slots]
+             for mk, _, _, _, kernel_slots in work],
             [self._scores_or_uniform(mk, scores, seed) for mk, _, scores, seed, _ in work],
-            ops.convert_to_tensor([n for _, n, *_ in work], "int32"),
-            [[slot.value for slot in kernel_slots] for *_, kernel_slots in work])
-        for mk, kernel, mask, record, (*_, kernel_slots), slot_values in zip(
-                kernels, new_kernels, masks, explored, work, slots):
-            mk.kernel.assign(kernel)
-            mk.mask.assign(mask)
-            mk.explored.assign(record)
-            for slot, value in zip(kernel_slots, slot_values):
-                slot.assign(value)
-        return moved
+            ops.convert_to_tensor([n for _, n, *_ in work], "int32"))
 
     def _rewire(self, mk, n, scores, seed, slots):
         """Moves `n` weights of `mk`; returns how many (a device scalar)."""

@@ -176,6 +176,32 @@ def test_compiled_array_functions_equal_the_plain_ones():
                 _np(compiled(x, ops.convert_to_tensor(n, "int32"))), expected)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["distinct", "passed_twice"])
+def test_compiled_variable_update_writes_its_variables(shared):
+    # Nested variables of two dtypes; with `shared` one variable's own array
+    # is an argument too (momentum growth's scores are its slots): JAX
+    # cannot donate that one, and must still read it right.
+    x = keras.Variable(np.array([1.0, -2.0, 3.0, 4.0], "float32"))
+    flag = keras.Variable(np.array([True, False, True, False]), trainable=False)
+    y = keras.Variable(np.ones((2, 3), "float32"))
+
+    def fn(values, scale, extra):
+        (x, flag), y = values
+        return [[x * scale + extra, ops.logical_not(flag)], y - 1.0], ops.sum(x)
+
+    program = backend.compile_variable_update(fn)
+    want_x, want_flag, want_y = _np(x), _np(flag), _np(y)
+    for step in range(3):  # the second and third calls reuse the program
+        extra = x.value if shared else ops.convert_to_tensor(np.full(4, 0.5, "float32"))
+        extra_np = _np(extra)
+        result = program([[x, flag], y], ops.convert_to_tensor(2.0), extra)
+        assert float(_np(result)) == want_x.sum()
+        want_x, want_flag, want_y = want_x * 2.0 + extra_np, ~want_flag, want_y - 1.0
+        np.testing.assert_array_equal(_np(x), want_x)
+        np.testing.assert_array_equal(_np(flag), want_flag)
+        np.testing.assert_array_equal(_np(y), want_y)
+
+
 def _keys(kind, rng, size):
     """int32 keys that stress each digit of the radix select."""
     if kind == "full_range":

@@ -154,7 +154,7 @@ def test_the_compiled_update_equals_the_plain_drop_and_grow(units):
 
 @pytest.mark.skipif(keras.backend.backend() == "torch",
                     reason="PyTorch updates layer by layer (eager either way)")
-@pytest.mark.parametrize("growth", ["gradient", "random"])
+@pytest.mark.parametrize("growth", ["gradient", "random", "momentum"])
 def test_the_whole_model_program_writes_what_the_layer_by_layer_update_writes(
         growth, monkeypatch):
     def run(whole_model_weights):
@@ -175,8 +175,13 @@ def test_the_whole_model_program_writes_what_the_layer_by_layer_update_writes(
         for kernel_slots in slots:
             for slot in kernel_slots:
                 slot.assign(rng.normal(size=slot.shape).astype("float32"))
-        scores = ([np.round(rng.normal(size=mk.kernel.shape) * 3).astype("float32")
-                   for mk in kernels] if growth == "gradient" else [None] * len(kernels))
+        if growth == "gradient":
+            scores = [np.round(rng.normal(size=mk.kernel.shape) * 3).astype("float32")
+                      for mk in kernels]
+        elif growth == "momentum":  # the slots' own arrays: passed twice
+            scores = [kernel_slots[0].value for kernel_slots in slots]
+        else:
+            scores = [None] * len(kernels)
         seeds = [keras.random.SeedGenerator(7 + i) for i in range(len(kernels))]
         moved = updaters.get(growth).update(kernels, 0.5, scores, seeds, slots)
         return moved, [[_np(v) for v in (mk.kernel, mk.mask, mk.explored, *kernel_slots)]

@@ -356,7 +356,10 @@ def test_update_topology_without_model():
         DynamicSparsityCallback(growth="random").update_topology()
 
 
-def test_topology_update_reaches_the_next_training_step(mlp, toy_data):
+@pytest.mark.parametrize("growth", ["random", "momentum"])
+@pytest.mark.parametrize("program", ["per_layer", "whole_model"])
+def test_topology_update_reaches_the_next_training_step(mlp, toy_data, growth, program,
+                                                        monkeypatch):
     """The step after an update runs on the new masks and weights.
 
     Runs on every backend: on JAX `fit` keeps the live state in the trainer
@@ -365,12 +368,17 @@ def test_topology_update_reaches_the_next_training_step(mlp, toy_data):
     callback makes must reach the next step. With a learning rate of zero
     nothing else changes the weights, so the loss of the second batch is the
     edited model's loss on it, and the edit survives to the end of `fit`,
-    with the stored kernels zero outside the edited masks.
+    with the stored kernels zero outside the edited masks. The whole-model
+    program writes the variables in place (JAX: donates their arrays, the
+    trainer's live state among them; momentum growth passes the momentum
+    arrays twice, as scores and as slots to reset).
     """
+    if program == "whole_model":
+        monkeypatch.setattr(ft.updaters, "WHOLE_MODEL_WEIGHTS", 0)
     x, y = toy_data
     sparse = ft.sparsify(mlp, 0.3, seed=0)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    sparse.compile(keras.optimizers.SGD(0.0), loss=loss_fn)
+    sparse.compile(keras.optimizers.SGD(0.0, momentum=0.9), loss=loss_fn)
 
     class Probe(DynamicSparsityCallback):
         def on_train_batch_end(self, batch, logs=None):
@@ -383,7 +391,7 @@ def test_topology_update_reaches_the_next_training_step(mlp, toy_data):
             elif batch == 1:
                 self.second_mean = float(logs["loss"])  # mean over two batches
 
-    probe = Probe(growth="random", seed=3)
+    probe = Probe(growth=growth, seed=3)
     before = _masks(sparse)
     sparse.fit(x, y, batch_size=32, epochs=1, shuffle=False, callbacks=[probe], verbose=0)
     assert any(not np.array_equal(b, e) for b, e in zip(before, probe.edited))
