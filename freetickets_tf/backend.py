@@ -108,8 +108,9 @@ def compile_variable_update(fn):
 
     Example:
 
-    >>> double = compile_variable_update(lambda values, k: ([v * k for v in values], k))
-    >>> double([variable], 2.0)  # variable now holds twice its values
+    >>> variable = keras.Variable([1.0, 2.0])
+    >>> scale = compile_variable_update(lambda values, k: ([v * k for v in values], k))
+    >>> scale([variable], 2.0)  # variable now holds [2.0, 4.0]
     """
     name = keras.backend.backend()
     if name == "tensorflow":
