@@ -23,8 +23,9 @@ backend (TensorFlow, JAX or PyTorch):
 Eight helpers smooth over the rest: `compile_array_function` compiles a
 pure `keras.ops` function the way the backend does best (the topology
 update), and `compile_variable_update` one whose results overwrite Keras
-variables, in their memory where the backend allows; `order_key`, `magnitude_key` and `nth_largest_key` select the
-update's threshold the way each backend does it fastest; `cond` branches
+variables, in their memory where the backend allows; `order_key`,
+`magnitude_key` and `nth_largest_key` select the update's threshold the
+way each backend does it fastest; `cond` branches
 alike inside and outside compiled programs;
 `distribute_batch` shards a growth batch over the devices of a JAX
 `keras.distribution` (tf.distribute's replicas shard theirs in
@@ -96,11 +97,13 @@ def compile_variable_update(fn):
     variables: `program(variables, *args)` assigns them to `variables` (the
     nesting of `values`) and returns `result`.
 
-    The variables' memory is reused where the backend allows, since a
-    fresh output buffer per variable costs its first writes (page faults)
-    on a CPU, up to a third of a topology update: on TensorFlow the program
-    assigns inside one XLA program (outside a `tf.distribute` strategy,
-    whose mirrored variables are assigned after it); on JAX the variables'
+    The variables' memory is reused where the backend allows: the update
+    then holds no second copy of every variable, and skips writing fresh
+    buffers (on one 3.7 M-weight layer with warm caches a third of the
+    program's time on JAX, much less with cold ones; benchmarks/RESULTS.md).
+    On TensorFlow the program assigns inside one XLA program (outside a
+    `tf.distribute` strategy, whose mirrored variables are assigned after
+    it); on JAX the variables'
     arrays are donated (an array passed twice, e.g. momentum as both a
     growth score and a slot, is not), so that an old `variable.value` held
     elsewhere is deleted: read the variable again. PyTorch runs `fn`
