@@ -116,17 +116,43 @@ def compile_variable_update(fn):
     >>> scale([variable], 2.0)  # variable now holds [2.0, 4.0]
     """
     name = keras.backend.backend()
+    fn = _checked_variable_update(fn)
     if name == "tensorflow":
         return _tensorflow_variable_update(fn)
     if name == "jax":
         return _jax_variable_update(fn)
 
     def program(variables, *args):
-        new_values, result = fn(keras.tree.map_structure(lambda v: v.value, variables), *args)
-        keras.tree.map_structure(lambda v, x: v.assign(x), variables, new_values)
+        new_values, result = fn(_values_of(variables), *args)
+        _assign_all(variables, new_values)
         return result
 
     return program
+
+
+def _values_of(variables):
+    return keras.tree.map_structure(lambda v: v.value, variables)
+
+
+def _assign_all(variables, new_values):
+    keras.tree.map_structure(lambda v, x: v.assign(x), variables, new_values)
+
+
+def _checked_variable_update(fn):
+    """`fn`, raising a clear error when its new values are not nested as the
+    values it was given (checked when traced, on compiling backends)."""
+    def checked(values, *args):
+        new_values, result = fn(values, *args)
+        try:
+            keras.tree.assert_same_structure(values, new_values)
+        except (ValueError, TypeError) as error:
+            raise ValueError(
+                "compile_variable_update: `fn(values, *args)` must return "
+                "`(new_values, result)` with `new_values` nested as `values` "
+                f"(one new value per variable). {error}") from None
+        return new_values, result
+
+    return checked
 
 
 def _tensorflow_variable_update(fn):
@@ -137,16 +163,16 @@ def _tensorflow_variable_update(fn):
     @tf.function(jit_compile=True)
     def in_place(handles, *args):
         new_values, result = fn(handles, *args)
-        tf.nest.map_structure(lambda h, x: h.assign(x), handles, new_values)
+        _assign_all(handles, new_values)
         return result
 
     def program(variables, *args):
-        handles = keras.tree.map_structure(lambda v: v.value, variables)
+        handles = _values_of(variables)
         if not any(isinstance(h, tf.distribute.DistributedValues)
                    for h in tf.nest.flatten(handles)):
             return in_place(handles, *args)
         new_values, result = new_values_of(handles, *args)
-        keras.tree.map_structure(lambda v, x: v.assign(x), variables, new_values)
+        _assign_all(variables, new_values)
         return result
 
     return program
@@ -158,7 +184,7 @@ def _jax_variable_update(fn):
     programs = {}  # by the variables' nesting and which of them are donated
 
     def program(variables, *args):
-        values = keras.tree.map_structure(lambda v: v.value, variables)
+        values = _values_of(variables)
         flat, structure = jax.tree_util.tree_flatten(values)
         # An array passed more than once cannot be donated (JAX refuses).
         uses = collections.Counter(id(x) for x in flat + jax.tree_util.tree_leaves(args))
@@ -174,7 +200,7 @@ def _jax_variable_update(fn):
         new_values, result = programs[key](
             [x for x, d in zip(flat, donated) if d], [x for x, d in zip(flat, donated) if not d],
             args)
-        keras.tree.map_structure(lambda v, x: v.assign(x), variables, new_values)
+        _assign_all(variables, new_values)
         return result
 
     return program

@@ -202,6 +202,16 @@ def test_compiled_variable_update_writes_its_variables(shared):
         np.testing.assert_array_equal(_np(y), want_y)
 
 
+def test_compiled_variable_update_names_new_values_nested_unlike_the_variables():
+    variables = [keras.Variable(np.ones(2, "float32")), keras.Variable(np.ones(3, "float32"))]
+    before = [_np(v) for v in variables]
+    program = backend.compile_variable_update(lambda values, k: ([values[0] * k], k))
+    with pytest.raises(ValueError, match="new_values` nested as `values"):
+        program(variables, ops.convert_to_tensor(2.0))
+    for variable, value in zip(variables, before):  # nothing written
+        np.testing.assert_array_equal(_np(variable), value)
+
+
 def _keys(kind, rng, size):
     """int32 keys that stress each digit of the radix select."""
     if kind == "full_range":
