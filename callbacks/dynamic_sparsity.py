@@ -267,8 +267,8 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
             raise ValueError(
                 f"Invalid `scores`: {len(scores)} arrays for {len(self._kernels)} "
                 "masked kernels.")
-        slots = [optimizer_slots.slot_variables(optimizer, mk.kernel)
-                 if self.reset_optimizer_state else () for mk in self._kernels]
+        slots = (optimizer_slots.slot_variables_each(optimizer, [mk.kernel for mk in self._kernels])
+                 if self.reset_optimizer_state else [()] * len(self._kernels))
         seeds = [int(growth_batches.step_rng(self.seed, step, i).integers(2**31))
                  for i in range(len(self._kernels))]
         moved = self.updater.update(self._kernels, death_rate, scores, seeds, slots,

@@ -44,12 +44,16 @@ def slot_variables(optimizer, variable):
 
     The optimizer must be built (`model.fit` builds it before `on_train_begin`).
     """
-    index = _index(optimizer, variable)
-    return [
-        slots[index]
-        for slots in _slot_lists(optimizer).values()
-        if tuple(slots[index].shape) == tuple(variable.shape)
-    ]
+    return slot_variables_each(optimizer, [variable])[0]
+
+
+def slot_variables_each(optimizer, variables):
+    """`slot_variables` of each of `variables`, in order; the optimizer's
+    slot lists are found once for all of them (a model's kernels)."""
+    lists = _slot_lists(optimizer).values()
+    return [[slots[index] for slots in lists
+             if tuple(slots[index].shape) == tuple(variable.shape)]
+            for variable, index in ((v, _index(optimizer, v)) for v in variables)]
 
 
 def has_momentum(optimizer):

@@ -3,8 +3,11 @@
 Arrays in (numpy arrays or backend tensors), a new boolean mask out (a backend
 tensor). Nothing here touches a variable. Ties are broken deterministically:
 among equal scores the lower flat index (C order, Keras kernel layout) wins,
-which is how `top_k` orders equal values. Selection is `top_n_mask`: exact
-counts in O(size) passes, no sort, no host read, on every backend.
+which is how `top_k` orders equal values. Scores are compared as integer
+keys of their float32 bits (`order_key`, `magnitude_key`), so that the order
+is the same on every backend, NaN included (above infinity). Selection is
+`top_n_mask`: exact counts in O(size) passes, no sort, no host read, on
+every backend.
 
 Example:
 
@@ -48,6 +51,32 @@ def _flat(x, dtype):
     return ops.reshape(ops.cast(ops.convert_to_tensor(x), dtype), (-1,))
 
 
+def order_key(scores):
+    """Keys of float `scores` that compare as the scores do, for
+    `backend.nth_largest_key` and the comparisons around it: equal scores
+    give equal keys (-0.0 and 0.0 too), a larger score a larger key.
+
+    int32 keys from the float32 bits, with the non-sign bits of negative
+    floats flipped (so that more negative is smaller) and -0.0 made +0.0:
+    float comparisons may flush subnormal floats to zero (XLA on a CPU
+    does), integer ones cannot, and NaN gets a place in the order (above
+    infinity, with its sign), the same on every backend.
+    """
+    bits = ops.view(ops.cast(scores, "float32"), "int32")
+    bits = ops.where(bits == -(2**31), ops.zeros_like(bits), bits)  # -0.0
+    return ops.where(bits >= 0, bits, ops.bitwise_xor(bits, 0x7FFFFFFF))
+
+
+def magnitude_key(x, smallest=False):
+    """Keys ordered as `abs(x)` (with `smallest`, as `-abs(x)`), as
+    `order_key` of those would be but cheaper: the float32 bits without the
+    sign bit, which order magnitudes as the floats do (NaN above infinity;
+    -0.0 and 0.0 equal), reversed by flipping the other 31 bits; one bitwise
+    pass, where `order_key` takes three."""
+    bits = ops.bitwise_and(ops.view(ops.cast(x, "float32"), "int32"), 0x7FFFFFFF)
+    return ops.bitwise_xor(bits, 0x7FFFFFFF) if smallest else bits
+
+
 def top_n_mask(scores, eligible, n):
     """The `n` largest `scores` among the `eligible` positions, as a mask;
     among equal scores the lower index is taken, as `top_k` does.
@@ -74,12 +103,12 @@ def top_n_mask(scores, eligible, n):
     >>> ops.convert_to_numpy(top_n_mask(scores, eligible, 2)).tolist()
     [False, True, True, False, False]
     """
-    return _top_n_keys(backend.order_key(scores), ops.cast(eligible, "bool"), n)
+    return _top_n_keys(order_key(scores), ops.cast(eligible, "bool"), n)
 
 
 def _top_n_keys(key, eligible, n):
-    """`top_n_mask` of keys already made (`backend.order_key`,
-    `backend.magnitude_key`)."""
+    """`top_n_mask` of keys already made (`order_key`,
+    `magnitude_key`)."""
     threshold, above_count, tied_count = backend.nth_largest_key(key, eligible, n)
     missing = n - above_count
     above = ops.logical_and(eligible, key > threshold)
@@ -94,12 +123,12 @@ def _top_n_keys(key, eligible, n):
 
 def _smallest_magnitudes(x, eligible, n):
     """The `n` eligible positions of smallest `|x|` (ties: lower index)."""
-    return _top_n_keys(backend.magnitude_key(x, smallest=True), eligible, n)
+    return _top_n_keys(magnitude_key(x, smallest=True), eligible, n)
 
 
 def _largest_magnitudes(x, eligible, n):
     """The `n` eligible positions of largest `|x|` (ties: lower index)."""
-    return _top_n_keys(backend.magnitude_key(x), eligible, n)
+    return _top_n_keys(magnitude_key(x), eligible, n)
 
 
 # Block length of `first_n_true`'s two-level prefix count.

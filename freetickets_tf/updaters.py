@@ -13,8 +13,10 @@ each layer is one compiled program (`backend.compile_array_function`)
 around `topology.drop_and_grow`, whose selection is exact and sort-free
 (`topology.top_n_mask`), and a model of `WHOLE_MODEL_WEIGHTS` masked
 weights or more is one program for all its layers, which writes the
-variables in place (`backend.compile_variable_update`). A rule with its own
-`drop` or `grow` runs them eagerly instead.
+variables in place (`backend.compile_variable_update`); on PyTorch on a CPU
+each layer is updated in its variables' memory by NumPy
+(`backend.drop_and_grow_in_place`), the same update in half the passes. A
+rule with its own `drop` or `grow` runs them eagerly instead.
 
 `SET` drops by magnitude (or SET's rule) and grows at random; `RigL(SET)`
 and `MomentumGrowth(SET)` override only the growth scores, as jaxpruner's
@@ -139,7 +141,7 @@ def _magnitude_rewire_all(written, scores, n):
 # benchmarks/RESULTS.md), and writes the variables in place
 # (`backend.compile_variable_update`), but compiles once per model (7 to
 # 11 s there), which small models' few updates would not repay. PyTorch runs
-# eagerly either way: layer by layer.
+# layer by layer either way (`SET._rewire`).
 WHOLE_MODEL_WEIGHTS = 1 << 20
 
 
@@ -253,7 +255,7 @@ class SET:
                 math.prod(mk.mask.shape) for mk in masked_kernels) >= WHOLE_MODEL_WEIGHTS:
             moved = self._rewire_all(work)
         else:
-            moved = ops.sum(ops.stack([self._rewire(*item) for item in work]))
+            moved = sum(self._rewire(*item) for item in work)
         return int(ops.convert_to_numpy(moved))
 
     def _compiled_rule(self):
@@ -280,9 +282,13 @@ class SET:
             ops.convert_to_tensor([n for _, n, *_ in work], "int32"))
 
     def _rewire(self, mk, n, scores, seed, slots):
-        """Moves `n` weights of `mk`; returns how many (a device scalar)."""
+        """Moves `n` weights of `mk`; returns how many (a device scalar or
+        an int)."""
         if self._compiled_rule():
             scores = self._scores_or_uniform(mk, scores, seed)
+            if backend.drops_and_grows_in_place(mk.kernel):
+                return backend.drop_and_grow_in_place(
+                    mk.kernel, mk.mask, mk.explored, ops.convert_to_tensor(scores), n, slots)
             kernel, mask, explored, grown, moved = _magnitude_rewire_padded(mk, scores, n)
         else:  # a rule of its own: its `drop` and `grow`, eagerly
             # A snapshot: on TensorFlow `.value` is the live variable.

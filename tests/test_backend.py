@@ -252,7 +252,7 @@ def test_nth_largest_key_equals_numpy_sort(kind, compiled, eligible_fraction):
 def test_torch_selections_agree_with_numpy_sort(on_host, eligible_fraction):
     # The device path (`torch.kthvalue`, taken for CUDA tensors) run on the
     # CPU here, beside the NumPy path the CPU takes; float keys with -inf
-    # and ties, as `order_key` gives them on PyTorch.
+    # and ties.
     import torch
 
     rng = np.random.default_rng(7)
@@ -266,3 +266,44 @@ def test_torch_selections_agree_with_numpy_sort(on_host, eligible_fraction):
         assert float(threshold) == ordered[n - 1], n
         assert (above, tied) == (np.sum(chosen > ordered[n - 1]),
                                  np.sum(chosen == ordered[n - 1])), n
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch on a CPU only")
+def test_drop_and_grow_in_place_reads_scores_of_any_strides():
+    # A convolution's gradient is a permuted view on PyTorch; its order is
+    # the kernel's (C order), not its memory's.
+    import torch
+
+    from freetickets_tf import updaters
+
+    rng = np.random.default_rng(3)
+    shape = (3, 3, 4, 5)
+    kernel = np.round(rng.normal(size=shape) * 2).astype("float32")
+    mask = rng.random(shape) < 0.3
+    scores = np.round(rng.normal(size=shape) * 2).astype("float32")  # ties
+    strided = torch.from_numpy(np.ascontiguousarray(scores.transpose(3, 2, 0, 1)))
+    strided = strided.permute(2, 3, 1, 0)
+    assert not strided.is_contiguous() and np.array_equal(strided.numpy(), scores)
+    variables = [keras.Variable(kernel * mask), keras.Variable(mask, trainable=False),
+                 keras.Variable(mask, trainable=False),
+                 keras.Variable(np.ones(shape, "float32"), trainable=False)]
+    assert backend.drops_and_grows_in_place(variables[0])
+    moved = backend.drop_and_grow_in_place(*variables[:3], strided, 20, [variables[3]])
+    want = updaters._magnitude_rewire(kernel * mask, mask, mask, scores, 20)
+    got = [keras.ops.convert_to_numpy(v.value) for v in variables]
+    for a, b in zip(got[:3], want[:3]):
+        np.testing.assert_array_equal(a, keras.ops.convert_to_numpy(b))
+    np.testing.assert_array_equal(got[3], np.where(keras.ops.convert_to_numpy(want[3]), 0, 1))
+    assert moved == int(keras.ops.convert_to_numpy(want[4])) > 0
+
+
+@pytest.mark.parametrize("on_cpu", [True, False], ids=["numpy", "compiled"])
+def test_count_true_each_counts_on_the_host_and_in_a_program_alike(on_cpu, monkeypatch):
+    # On a CPU NumPy counts; on an accelerator one compiled program does.
+    monkeypatch.setattr(backend, "_on_cpu", lambda array: on_cpu)
+    rng = np.random.default_rng(2)
+    masks = [rng.random(shape) < 0.3 for shape in [(7,), (40, 30), (3, 3, 8, 16), (1,)]]
+    masks[3][:] = False
+    counts = backend.count_true_each(keras.ops.convert_to_tensor(m) for m in masks)
+    assert counts.dtype == np.int64
+    assert counts.tolist() == [int(m.sum()) for m in masks]

@@ -152,13 +152,20 @@ def test_the_compiled_update_equals_the_plain_drop_and_grow(units):
     assert moved == int((want & ~mask).sum())
 
 
-@pytest.mark.skipif(keras.backend.backend() == "torch",
-                    reason="PyTorch updates layer by layer (eager either way)")
 @pytest.mark.parametrize("growth", ["gradient", "random", "momentum"])
-def test_the_whole_model_program_writes_what_the_layer_by_layer_update_writes(
+def test_the_fast_update_writes_what_the_plain_layer_by_layer_update_writes(
         growth, monkeypatch):
-    def run(whole_model_weights):
-        monkeypatch.setattr(updaters, "WHOLE_MODEL_WEIGHTS", whole_model_weights)
+    # Fast: one program for the whole model (TensorFlow, JAX), or NumPy in
+    # the variables' memory (PyTorch on a CPU). Plain: layer by layer, with
+    # `keras.ops`.
+    from freetickets_tf import backend
+
+    in_place = backend.drops_and_grows_in_place
+
+    def run(fast):
+        monkeypatch.setattr(updaters, "WHOLE_MODEL_WEIGHTS", 0 if fast else 1 << 40)
+        monkeypatch.setattr(backend, "drops_and_grows_in_place",
+                            in_place if fast else lambda kernel: False)
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((40,)), keras.layers.Dense(30),
                                   keras.layers.Dense(20), keras.layers.Dense(5)])
@@ -187,10 +194,29 @@ def test_the_whole_model_program_writes_what_the_layer_by_layer_update_writes(
         return moved, [[_np(v) for v in (mk.kernel, mk.mask, mk.explored, *kernel_slots)]
                        for mk, kernel_slots in zip(kernels, slots)]
 
-    layer_by_layer = run(1 << 40)
-    whole_model = run(0)
-    assert whole_model[0] == layer_by_layer[0] > 0
-    assert all(len(arrays) == 4 for arrays in whole_model[1])  # a momentum slot each
-    for ours, theirs in zip(whole_model[1], layer_by_layer[1]):
+    plain = run(False)
+    fast = run(True)
+    assert fast[0] == plain[0] > 0
+    assert all(len(arrays) == 4 for arrays in fast[1])  # a momentum slot each
+    for ours, theirs in zip(fast[1], plain[1]):
         for a, b in zip(ours, theirs):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("death_rate", [0.3, 0.9])
+def test_non_finite_scores_rank_as_the_largest_magnitudes(death_rate):
+    # As the order of the bits of |x| (`topology.magnitude_key`) on every
+    # backend: NaN above infinity above every finite score, and still
+    # exactly n grown.
+    mk = _layer(density=0.5, seed=4)
+    mask = _np(mk.mask).ravel()
+    inactive = np.flatnonzero(~mask)
+    scores = np.random.default_rng(5).normal(size=mask.size).astype("float32")
+    scores[inactive[[1, 4]]] = np.nan
+    scores[inactive[[0, 6]]] = [np.inf, -np.inf]
+    moved = updaters.RigL().rewire(mk, death_rate, scores.reshape(mk.mask.shape))
+    n = int(np.ceil(death_rate * mask.sum()))
+    new = _np(mk.mask).ravel()
+    assert new.sum() == mask.sum() and moved >= 1
+    first = inactive[[1, 4, 0, 6]][:n]  # NaN, then infinity
+    assert new[first].all()
