@@ -101,17 +101,20 @@ def _compiled_magnitude_rewire(size):
 
 def _magnitude_rewire_padded(mk, scores, n):
     """`_magnitude_rewire` of `mk`'s variables, padded for the compiled
-    program: the padding is active with infinite magnitude, so that it is
-    never dropped (n never exceeds the real active weights) nor eligible to
-    grow, and it sits after every real position (ties unchanged)."""
+    program: the padding is inactive, so never dropped, with growth score
+    zero, the least magnitude, after every real position: there are always
+    `n` real positions to grow that rank above it or tie with it ahead (the
+    survivors' complement holds at least `n`), so it never grows. (Active
+    padding would rank below a NaN weight, the largest magnitude, and could
+    be dropped in its place.)"""
     shape = mk.mask.shape
     size = math.prod(shape)
     rewire, length = _compiled_magnitude_rewire(size)
     arrays = (mk.kernel.value, mk.mask.value, mk.explored.value, scores)
     if length is not None:
-        arrays = (_pad(arrays[0], length, float("inf")), _pad(arrays[1], length, True),
-                  _pad(arrays[2], length, True), _pad(ops.cast(arrays[3], "float32"),
-                                                      length, 0.0))
+        arrays = (_pad(arrays[0], length, 0.0), _pad(arrays[1], length, False),
+                  _pad(arrays[2], length, False), _pad(ops.cast(arrays[3], "float32"),
+                                                       length, 0.0))
     kernel, mask, explored, grown, moved = rewire(*arrays, ops.convert_to_tensor(n, "int32"))
     if length is not None:
         kernel, mask, explored, grown = (ops.reshape(x[:size], shape)

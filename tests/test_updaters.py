@@ -220,3 +220,25 @@ def test_non_finite_scores_rank_as_the_largest_magnitudes(death_rate):
     assert new.sum() == mask.sum() and moved >= 1
     first = inactive[[1, 4, 0, 6]][:n]  # NaN, then infinity
     assert new[first].all()
+
+
+@pytest.mark.parametrize("units", [7, 300])  # padded; below and above LARGE_KERNEL
+def test_nan_weights_rank_as_the_largest_magnitudes_and_exactly_n_are_dropped(units):
+    # NaN is the largest magnitude (`topology.magnitude_key`): the finite
+    # active weights go first, then the NaN ones by index, never fewer than n.
+    model = keras.Sequential([keras.Input((300,)), keras.layers.Dense(units)])
+    mk = ft.masked_kernels(ft.sparsify(model, 0.2, seed=0))[0]
+    mask = _np(mk.mask).ravel()
+    active = np.flatnonzero(mask)
+    kernel = np.zeros(mask.size, "float32")
+    kernel[active] = np.nan
+    finite = active[::10]
+    kernel[finite] = np.arange(1, finite.size + 1, dtype="float32")
+    mk.kernel.assign(kernel.reshape(mk.kernel.shape))
+    n = int(np.ceil(0.5 * active.size))
+    updaters.RigL().rewire(mk, 0.5, np.ones(mask.shape, "float32").reshape(mk.mask.shape))
+    # Dropped weights are zeroed (even where regrown); survivors keep theirs.
+    dropped = np.flatnonzero(mask & (_np(mk.kernel).ravel() == 0))
+    want = np.concatenate([finite, np.setdiff1d(active, finite)[:n - finite.size]])
+    np.testing.assert_array_equal(np.sort(dropped), np.sort(want))
+    assert _np(mk.mask).sum() == mask.sum()
