@@ -263,10 +263,6 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         step = self._step()
         if scores is None:
             scores = self._growth_scores(step)
-        elif len(scores) != len(self._kernels):
-            raise ValueError(
-                f"Invalid `scores`: {len(scores)} arrays for {len(self._kernels)} "
-                "masked kernels.")
         slots = (optimizer_slots.slot_variables_each(optimizer, [mk.kernel for mk in self._kernels])
                  if self.reset_optimizer_state else [()] * len(self._kernels))
         seeds = [int(growth_batches.step_rng(self.seed, step, i).integers(2**31))

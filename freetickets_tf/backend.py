@@ -25,10 +25,10 @@ pure `keras.ops` function the way the backend does best (the topology
 update), and `compile_variable_update` one whose results overwrite Keras
 variables, in their memory where the backend allows; `nth_largest_key`
 selects the update's threshold the way each backend does it fastest, and
-on PyTorch on a CPU
-`drop_and_grow_in_place` (where `drops_and_grows_in_place`) does a layer's
-whole update in NumPy on the variables' memory; `cond` branches alike
-inside and outside compiled programs;
+on PyTorch on a CPU `drop_and_grow_in_place` (where
+`drops_and_grows_in_place`) does a layer's whole update in NumPy on the
+variables' memory; `cond` branches alike inside and outside compiled
+programs;
 `distribute_batch` shards a growth batch over the devices of a JAX
 `keras.distribution` (tf.distribute's replicas shard theirs in
 `_sharded_gradient_fn`); and features of one backend only (SavedModel
@@ -339,10 +339,10 @@ def _last_reaching(counts, rank):
 
 def _torch_nth_largest_key(key, eligible, n, on_host=None):
     """`nth_largest_key` on PyTorch, by `_torch_order_statistic` (`on_host`
-    as there). The
-    selection runs over the eligible keys alone where they are fewer than
-    half (a drop's: a layer's active weights), else over all keys with the
-    others put below every key. Reads `n` and the counts on the host."""
+    as there). The selection runs over the eligible keys alone where they
+    are fewer than half (a drop's: a layer's active weights), else over all
+    keys with the others put below every key. Reads `n` and the counts on
+    the host."""
     import torch
 
     size = key.numel()
@@ -408,9 +408,10 @@ def drop_and_grow_in_place(kernel, mask, explored, scores, n, slots=()):
     costs 5 to 10x a plain pass on a CPU, in NumPy and PyTorch alike): the
     drop selects among the gathered active weights, the growth among all
     positions with the survivors' keys put below every other; magnitudes
-    are compared as the bits of `|x|` (`topology.magnitude_key`: NaN above infinity,
-    as under XLA), and the masks, the kernel and the slots are written
-    where they are, at the selected indices or through bitwise masks.
+    are compared as the bits of `|x|`, as `topology.magnitude_key` compares
+    them (NaN above infinity); and the masks, the kernel and the slots are
+    written where they are, at the selected indices or through bitwise
+    masks.
 
     Args:
         kernel, mask, explored: The `MaskedKernel`'s variables.
@@ -431,7 +432,7 @@ def drop_and_grow_in_place(kernel, mask, explored, scores, n, slots=()):
     active = np.flatnonzero(active_mask)
     magnitude = np.bitwise_and(weights[active], 0x7FFFFFFF)
     threshold, below, tied = _order_statistic(magnitude.copy(), n - 1)
-    if tied > n - below:  # more tie at the threshold than are missing: the first
+    if tied > n - below:  # more tie at the threshold than are missing: the first ones
         dropped = np.concatenate([active[magnitude < threshold],
                                   active[magnitude == threshold][:n - below]])
     else:

@@ -35,6 +35,7 @@ Example:
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from freetickets_tf import backend
@@ -135,6 +136,25 @@ def _magnitude_rewire_all(written, scores, n):
         new_values.append([kernel, mask, explored, *(ops.where(grown, 0.0, s) for s in slots)])
         moved.append(count)
     return new_values, ops.sum(ops.stack(moved))
+
+
+def _check_scores(masked_kernels, scores):
+    """Raises ValueError unless `scores` holds one array of its kernel's
+    shape (or None) per kernel: scores are read position by position, and a
+    transposed array of the same size would grow the wrong weights."""
+    masked_kernels, scores = list(masked_kernels), list(scores)
+    if len(scores) != len(masked_kernels):
+        raise ValueError(f"Invalid `scores`: {len(scores)} arrays for "
+                         f"{len(masked_kernels)} masked kernels (one per kernel, or None).")
+    for mk, kernel_scores in zip(masked_kernels, scores):
+        if kernel_scores is None:
+            continue
+        shape = tuple(getattr(kernel_scores, "shape", None) or np.shape(kernel_scores))
+        if shape != tuple(mk.kernel.shape):
+            raise ValueError(
+                f"Invalid `scores` for {mk.kernel.path}: shape {shape}, but the "
+                f"kernel's is {tuple(mk.kernel.shape)}. Growth scores are read position "
+                "by position: give an array of the kernel's shape (or None).")
 
 
 # Models with this many masked weights or more are updated by one compiled
@@ -243,6 +263,7 @@ class SET:
         Returns:
             The number of positions active now that were not before, summed.
         """
+        _check_scores(masked_kernels, scores)
         counts = backend.count_true_each(mk.mask.value for mk in masked_kernels)
         work = []  # (kernel, n, scores, seed, slots) of the kernels that move
         for mk, active, kernel_scores, seed, kernel_slots in zip(

@@ -242,3 +242,16 @@ def test_nan_weights_rank_as_the_largest_magnitudes_and_exactly_n_are_dropped(un
     want = np.concatenate([finite, np.setdiff1d(active, finite)[:n - finite.size]])
     np.testing.assert_array_equal(np.sort(dropped), np.sort(want))
     assert _np(mk.mask).sum() == mask.sum()
+
+
+def test_scores_of_another_shape_are_refused_before_anything_is_written():
+    # A transposed array of the same size would grow the wrong positions.
+    mk = _layer()
+    before = [_np(v) for v in (mk.kernel, mk.mask, mk.explored)]
+    scores = np.ones((6, 5), "float32")
+    with pytest.raises(ValueError, match=r"`scores`.*\(6, 5\).*\(5, 6\)"):
+        updaters.RigL().rewire(mk, 0.5, scores)
+    with pytest.raises(ValueError, match="2 arrays for 1 masked kernels"):
+        updaters.RigL().update([mk], 0.5, [scores.T, scores.T], [0], [()])
+    for a, v in zip(before, (mk.kernel, mk.mask, mk.explored)):
+        np.testing.assert_array_equal(a, _np(v))
