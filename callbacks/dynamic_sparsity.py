@@ -263,8 +263,9 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         step = self._step()
         if scores is None:
             scores = self._growth_scores(step)
-        slots = (optimizer_slots.slot_variables_each(optimizer, [mk.kernel for mk in self._kernels])
-                 if self.reset_optimizer_state else [()] * len(self._kernels))
+        kernels = [mk.kernel for mk in self._kernels]
+        slots = (optimizer_slots.slot_variables_each(optimizer, kernels)
+                 if self.reset_optimizer_state else [()] * len(kernels))
         seeds = [int(growth_batches.step_rng(self.seed, step, i).integers(2**31))
                  for i in range(len(self._kernels))]
         moved = self.updater.update(self._kernels, death_rate, scores, seeds, slots,

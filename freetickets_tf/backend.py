@@ -430,6 +430,9 @@ def drop_and_grow_in_place(kernel, mask, explored, scores, n, slots=()):
     size = active_mask.size
     # Drop: the n smallest magnitudes among the active weights.
     active = np.flatnonzero(active_mask)
+    if not 1 <= n <= active.size:
+        raise ValueError(f"Invalid `n`: {n}; drop_and_grow_in_place moves 1 to "
+                         f"{active.size} weights of {kernel.path} (its active ones).")
     magnitude = np.bitwise_and(weights[active], 0x7FFFFFFF)
     threshold, below, tied = _order_statistic(magnitude.copy(), n - 1)
     if tied > n - below:  # more tie at the threshold than are missing: the first ones

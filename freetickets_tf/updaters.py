@@ -149,7 +149,7 @@ def _check_scores(masked_kernels, scores):
     for mk, kernel_scores in zip(masked_kernels, scores):
         if kernel_scores is None:
             continue
-        shape = tuple(getattr(kernel_scores, "shape", None) or np.shape(kernel_scores))
+        shape = tuple(np.shape(kernel_scores))
         if shape != tuple(mk.kernel.shape):
             raise ValueError(
                 f"Invalid `scores` for {mk.kernel.path}: shape {shape}, but the "

@@ -307,3 +307,14 @@ def test_count_true_each_counts_on_the_host_and_in_a_program_alike(on_cpu, monke
     counts = backend.count_true_each(keras.ops.convert_to_tensor(m) for m in masks)
     assert counts.dtype == np.int64
     assert counts.tolist() == [int(m.sum()) for m in masks]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch on a CPU only")
+@pytest.mark.parametrize("n", [0, 4])
+def test_drop_and_grow_in_place_refuses_a_count_outside_the_active_weights(n):
+    mask = np.array([True, False, True, False])
+    variables = [keras.Variable(np.array([1.0, 0.0, 2.0, 0.0], "float32")),
+                 keras.Variable(mask, trainable=False), keras.Variable(mask, trainable=False)]
+    with pytest.raises(ValueError, match=r"Invalid `n`.*1 to 2 weights"):
+        backend.drop_and_grow_in_place(*variables, keras.ops.ones((4,)), n)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(variables[1].value), mask)
