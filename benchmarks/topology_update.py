@@ -3,8 +3,9 @@ plain NumPy reference, side by side in one run.
 
 For each model in ``--models`` (CIFAR-shaped Wide ResNets, ``sparsify``'d at
 ``--density`` with ERK) and each backend in ``--backends`` (every backend runs
-in its own subprocess of this script; ``--threads`` CPU threads each, 1 by
-default, as the figures of issue 16 were taken), on the same synthetic batch:
+in its own subprocess of this script, pinned to ``--threads`` CPUs, 1 by
+default, as the figures of issue 16 were taken; ``cpus`` in the JSON), on the
+same synthetic batch:
 
 * ``update_s``: median wall time of the library's update given the gradient,
   ``DynamicSparsityCallback.update_topology(scores=gradients)`` (magnitude
@@ -147,6 +148,23 @@ def numpy_update(kernels, masks, gradients, death_rate, exact=False, explored=No
 
 def median(values):
     return statistics.median(values) if values else None
+
+
+def _pinned_cpus(threads):
+    """The CPUs a backend's subprocess runs on: the last `threads` of those
+    this process may use (the first often serves the interrupts), or None
+    where the platform cannot pin a process.
+
+    The thread settings of `_limit_threads` do not bind every backend: JAX's
+    CPU runtime runs the independent parts of a program (here each layer's)
+    on as many threads as there are CPUs, whatever they say. Figures taken
+    before this pinning (benchmarks/RESULTS.md, up to 2026-12-04) ran JAX's
+    update on two cores."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+    return allowed[-threads:]
 
 
 def _limit_threads(threads):
@@ -303,14 +321,17 @@ def run(args):
     if args.single:
         return run_single(args)
     per_backend = {}
+    cpus = _pinned_cpus(args.threads)
     for backend in args.backends:
-        log(f"backend {backend} ({args.threads} thread(s))")
+        log(f"backend {backend} ({args.threads} thread(s), CPUs {cpus})")
         command = [sys.executable, os.path.abspath(__file__), "--single", backend,
                    "--models", ",".join(args.models), "--density", str(args.density),
                    "--death_rate", str(args.death_rate), "--batch_size", str(args.batch_size),
                    "--repeats", str(args.repeats), "--seed", str(args.seed)]
         env = dict(_limit_threads(args.threads), KERAS_BACKEND=backend)
-        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
+        pin = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=pin)
         if done.returncode:
             per_backend[backend] = {"error": f"exit status {done.returncode} (see stderr)"}
             continue
@@ -319,7 +340,7 @@ def run(args):
         per_backend[backend] = result
     return {"benchmark": "topology_update", "density": args.density,
             "death_rate": args.death_rate, "batch_size": args.batch_size,
-            "threads": args.threads, "repeats": args.repeats,
+            "threads": args.threads, "cpus": cpus, "repeats": args.repeats,
             "backends": per_backend, "goals": goals(per_backend)}
 
 

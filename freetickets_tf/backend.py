@@ -302,10 +302,11 @@ def _digit_and_rank(digit, counted, rank):
     digit value `d` with at least `rank` counted digits `>= d`, the rank that
     is left within bucket `d`, and the bucket's count.
 
-    The histogram's suffix counts are searched in two levels (256 rows of
-    256 buckets), each a small broadcast sum: a prefix count over all 65,536
-    buckets costs half a millisecond per call on a CPU (XLA's cumsum), as
-    much as the histogram of a 300,000-weight kernel.
+    The histogram is searched in rows of 256 buckets: the rows' sums (one
+    pass over it) find the row, then that row alone the bucket
+    (`_last_reaching`). A prefix count over all 65,536 buckets would cost
+    half a millisecond per call on a CPU (XLA's cumsum), as much as the
+    histogram of a 300,000-weight kernel.
     """
     ops = keras.ops
     # The positions not counted go to 1,024 spare buckets in turn, not
@@ -318,8 +319,10 @@ def _digit_and_rank(digit, counted, rank):
     bucket = ops.where(counted, digit, spare)
     counts = ops.segment_sum(ops.ones_like(bucket), bucket,
                              num_segments=_BUCKETS + _SPARE_BUCKETS)
-    rows = ops.reshape(counts[:_BUCKETS], (256, 256))
-    row, above_row = _last_reaching(ops.sum(rows, axis=1), rank)
+    # Rows of the whole histogram, spare rows included (never searched):
+    # slicing the real buckets out first would copy them.
+    rows = ops.reshape(counts, ((_BUCKETS + _SPARE_BUCKETS) // 256, 256))
+    row, above_row = _last_reaching(ops.sum(rows, axis=1)[:_BUCKETS // 256], rank)
     row_counts = ops.take(rows, row, axis=0)
     digit, above_digit = _last_reaching(row_counts, rank - above_row)
     return (row * 256 + digit, rank - above_row - above_digit,
@@ -328,9 +331,23 @@ def _digit_and_rank(digit, counted, rank):
 
 def _last_reaching(counts, rank):
     """The last index `i` of the 256 `counts` whose suffix sum (`counts[i:]`)
-    reaches `rank`, and the sum of `counts[i + 1:]`."""
+    reaches `rank`, and the sum of `counts[i + 1:]`: in two levels of 16
+    (the group of 16, then the count within it), each a 16 x 16 broadcast
+    sum; one 256 x 256 one made up a third of a histogram's fixed cost
+    under XLA on a CPU (34 selections on 1,024 keys: 6.8 ms against 4.2 on
+    TensorFlow, 11 against 7.8 on JAX)."""
     ops = keras.ops
-    i = ops.arange(256)
+    groups = ops.reshape(counts, (16, 16))
+    group, above_group = _last_reaching_16(ops.sum(groups, axis=1), rank)
+    within = ops.take(groups, group, axis=0)
+    index, above_index = _last_reaching_16(within, rank - above_group)
+    return group * 16 + index, above_group + above_index
+
+
+def _last_reaching_16(counts, rank):
+    """`_last_reaching` of 16 counts, by one broadcast sum of the suffixes."""
+    ops = keras.ops
+    i = ops.arange(16)
     at_or_above = ops.sum(ops.where(i[None, :] >= i[:, None], counts[None, :], 0), axis=1)
     # At least 0: with nothing to select (`n == 0`) any index will do.
     last = ops.maximum(ops.sum(ops.cast(at_or_above >= rank, "int32")) - 1, 0)

@@ -246,6 +246,21 @@ def test_nth_largest_key_equals_numpy_sort(kind, compiled, eligible_fraction):
         assert tied == int(np.sum(chosen == threshold)), (kind, n)
 
 
+def test_last_reaching_finds_the_bucket_a_suffix_sum_reaches():
+    rng = np.random.default_rng(3)
+    counts = rng.integers(0, 4, 256) * (rng.random(256) < 0.3)  # whole groups of zeros too
+    counts[16:32] = 0
+    suffix = np.cumsum(counts[::-1])[::-1]  # suffix[i] = counts[i:].sum()
+    # Every rank a suffix sum reaches, on each boundary and between.
+    for rank in sorted({1, 2, *suffix.tolist(), *(suffix + 1).tolist()} - {0}):
+        if rank > suffix[0]:
+            continue
+        want = int(np.flatnonzero(suffix >= rank)[-1])
+        index, above = (int(_np(v)) for v in backend._last_reaching(
+            ops.convert_to_tensor(counts.astype("int32")), ops.convert_to_tensor(rank, "int32")))
+        assert (index, above) == (want, int(counts[want + 1:].sum())), rank
+
+
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's two selections")
 @pytest.mark.parametrize("on_host", [True, False], ids=["numpy", "kthvalue"])
 @pytest.mark.parametrize("eligible_fraction", [0.3, 0.7])

@@ -2,6 +2,9 @@
 case, and one in-process run of a tiny Wide ResNet."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -77,3 +80,25 @@ def test_exact_reference_breaks_ties_as_the_library(load_benchmark):
     # Two die: the lower indices among the equal |0.2|; two grow: the equal
     # |g| at 4 and 5 (the only inactive positions left with a score).
     assert new6.tolist() == [False, False, True, True, True, True]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity here")
+def test_each_backend_runs_pinned_to_its_cpus(monkeypatch, load_benchmark):
+    bench = load_benchmark("topology_update")
+    allowed = sorted(os.sched_getaffinity(0))
+    assert bench._pinned_cpus(1) == allowed[-1:]
+    assert bench._pinned_cpus(len(allowed) + 3) == allowed
+    started, real_run = [], subprocess.run
+
+    def fake_run(command, **kwargs):
+        started.append(kwargs)
+        return subprocess.CompletedProcess(command, 0, stdout='{"models": {}}')
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    result = bench.run(bench.parse_args(["--backends", "tensorflow,jax"]))
+    assert result["cpus"] == allowed[-1:] and len(started) == 2
+    # What each backend's process sees: only its CPUs (JAX would use all).
+    seen = real_run(
+        [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+        preexec_fn=started[1]["preexec_fn"], stdout=subprocess.PIPE, text=True, check=True)
+    assert json.loads(seen.stdout) == allowed[-1:]
