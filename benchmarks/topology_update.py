@@ -174,8 +174,8 @@ def _limit_threads(threads):
                OPENBLAS_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                TF_CPP_MIN_LOG_LEVEL="3")
     if threads == 1:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                            "intra_op_parallelism_threads=1").strip()
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "")
+                            + " --xla_cpu_multi_thread_eigen=false").strip()
     return env
 
 
