@@ -225,16 +225,16 @@ _COUNT_PROGRAMS = {}
 
 def count_true_each(masks):
     """The number of True entries of each boolean array in `masks`, as a
-    NumPy int64 array. On a CPU NumPy counts them (on the arrays' own memory
-    on JAX and PyTorch, a copy on TensorFlow): 4 to 6x faster than a
-    compiled sum there. On an accelerator one compiled program and one host
-    read for all of them (op-by-op counts cost a dispatch each, 4 ms per
-    update for the 17 kernels of a WRN-16-4 on JAX)."""
+    NumPy int64 array. On a CPU NumPy counts them on the arrays' own memory
+    (`_cpu_view`): 4 to 6x faster than a compiled sum there. On an
+    accelerator one compiled program and one host read for all of them
+    (op-by-op counts cost a dispatch each, 4 ms per update for the 17
+    kernels of a WRN-16-4 on JAX)."""
     name = keras.backend.backend()
     masks = list(masks)
     if all(map(_on_cpu, masks)):
-        return np.array([np.count_nonzero(keras.ops.convert_to_numpy(mask))
-                         for mask in masks], dtype=np.int64)
+        return np.array([np.count_nonzero(_cpu_view(mask)) for mask in masks],
+                        dtype=np.int64)
     if name not in _COUNT_PROGRAMS:
         def counts(masks):
             return keras.ops.stack([count_true(mask) for mask in masks])
@@ -242,6 +242,21 @@ def count_true_each(masks):
         _COUNT_PROGRAMS[name] = compile_array_function(counts, large=False)
     counted = _COUNT_PROGRAMS[name](masks)
     return np.asarray(keras.ops.convert_to_numpy(counted), dtype=np.int64)
+
+
+def _cpu_view(array):
+    """A read-only NumPy view of a backend array (or TensorFlow variable) on
+    the CPU, without a copy: on TensorFlow through the buffer of a read of
+    it (`.numpy()` copies: counting a WRN-16-4's 17 masks took 2.1 ms that
+    way, 0.9 ms this way, twice per update)."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return np.asarray(memoryview(tf.convert_to_tensor(array)))
+    if name == "torch":
+        return array.detach().numpy()
+    return np.asarray(array)
 
 
 def _on_cpu(array):
@@ -258,6 +273,9 @@ def _on_cpu(array):
 # does not count (`_digit_and_rank`).
 _BUCKETS = 1 << 16
 _SPARE_BUCKETS = 1 << 10
+# Fewer than 1 in `_FEW` positions counted: the others are left out of the
+# histogram rather than sent to spare buckets (`_digit_and_rank`).
+_FEW = 16
 
 
 def nth_largest_key(key, eligible, n):
@@ -290,14 +308,17 @@ def nth_largest_key(key, eligible, n):
     # Digits in key order: the high half, sign included, shifted to
     # [0, 65535]; the low half as an unsigned number.
     high = ops.right_shift(key, 16) + 32768
-    d_high, in_bucket, _ = _digit_and_rank(high, eligible, rank)
+    d_high, in_bucket, bucket_count = _digit_and_rank(high, eligible, rank, False)
+    # The keys sharing the bucket are usually few, but not always (ties:
+    # the weights grown at zero, when no training step has moved them).
     d_low, from_tied, tied = _digit_and_rank(
-        ops.bitwise_and(key, 0xFFFF), ops.logical_and(eligible, high == d_high), in_bucket)
+        ops.bitwise_and(key, 0xFFFF), ops.logical_and(eligible, high == d_high), in_bucket,
+        bucket_count < ops.shape(key)[0] // _FEW)
     threshold = ops.left_shift(d_high - 32768, 16) + d_low
     return threshold, rank - from_tied, tied
 
 
-def _digit_and_rank(digit, counted, rank):
+def _digit_and_rank(digit, counted, rank, leave_out):
     """For 16-bit `digit`s, of which those where `counted`: the largest
     digit value `d` with at least `rank` counted digits `>= d`, the rank that
     is left within bucket `d`, and the bucket's count.
@@ -307,16 +328,21 @@ def _digit_and_rank(digit, counted, rank):
     (`_last_reaching`). A prefix count over all 65,536 buckets would cost
     half a millisecond per call on a CPU (XLA's cumsum), as much as the
     histogram of a 300,000-weight kernel.
+
+    The positions not counted go to 1,024 spare buckets in turn, or with
+    `leave_out` (a boolean, a tensor too: for few counted among many, as
+    the keys of one bucket) nowhere, by a negative index, which every
+    backend's scatter skips. XLA's scatter branches on each index's range:
+    a mix of in and out of range (a drop's 20% of active weights)
+    mispredicts that branch (2x slower on a CPU), mostly out of range it
+    predicts well and skips the add (the second digit's histogram: 9% of
+    the update on TensorFlow at one core); one spare bucket would make
+    every add wait for the one before.
     """
     ops = keras.ops
-    # The positions not counted go to 1,024 spare buckets in turn, not
-    # dropped as out of range: XLA's scatter branches on each index's range,
-    # and a mix of counted and not (a 20% density) mispredicts that branch
-    # (2x slower on a CPU); one spare bucket would make every add wait for
-    # the one before.
     spare = _BUCKETS + ops.bitwise_and(ops.arange(ops.shape(digit)[0], dtype="int32"),
                                        _SPARE_BUCKETS - 1)
-    bucket = ops.where(counted, digit, spare)
+    bucket = ops.where(counted, digit, ops.where(leave_out, -1, spare))
     counts = ops.segment_sum(ops.ones_like(bucket), bucket,
                              num_segments=_BUCKETS + _SPARE_BUCKETS)
     # Rows of the whole histogram, spare rows included (never searched):

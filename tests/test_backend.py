@@ -246,6 +246,26 @@ def test_nth_largest_key_equals_numpy_sort(kind, compiled, eligible_fraction):
         assert tied == int(np.sum(chosen == threshold)), (kind, n)
 
 
+@pytest.mark.parametrize("leave_out", [False, True], ids=["spared", "left_out"])
+@pytest.mark.parametrize("counted_fraction", [0.01, 0.5])
+def test_digit_and_rank_is_the_same_with_the_uncounted_spared_or_left_out(
+        leave_out, counted_fraction):
+    rng = np.random.default_rng(5)
+    size = 20000
+    digit = rng.integers(0, 2**16, size).astype("int32")
+    digit[:50] = 65535  # the last bucket, next to the spare ones
+    counted = rng.random(size) < counted_fraction
+    chosen = digit[counted]
+    program = backend.compile_array_function(backend._digit_and_rank)
+    for rank in (1, 2, chosen.size // 3, chosen.size):
+        d, left, count = (int(_np(v)) for v in program(
+            ops.convert_to_tensor(digit), ops.convert_to_tensor(counted),
+            ops.convert_to_tensor(rank, "int32"), ops.convert_to_tensor(leave_out)))
+        want = int(np.sort(chosen)[::-1][rank - 1])  # the rank-th largest digit
+        assert (d, left, count) == (want, rank - int(np.sum(chosen > want)),
+                                    int(np.sum(chosen == want))), rank
+
+
 def test_last_reaching_finds_the_bucket_a_suffix_sum_reaches():
     rng = np.random.default_rng(3)
     counts = rng.integers(0, 4, 256) * (rng.random(256) < 0.3)  # whole groups of zeros too
@@ -322,6 +342,9 @@ def test_count_true_each_counts_on_the_host_and_in_a_program_alike(on_cpu, monke
     counts = backend.count_true_each(keras.ops.convert_to_tensor(m) for m in masks)
     assert counts.dtype == np.int64
     assert counts.tolist() == [int(m.sum()) for m in masks]
+    # Variables, as the updaters pass them (on TensorFlow read without a copy).
+    variables = [keras.Variable(m, trainable=False) for m in masks]
+    assert backend.count_true_each(v.value for v in variables).tolist() == counts.tolist()
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch on a CPU only")
