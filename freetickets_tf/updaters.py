@@ -160,8 +160,9 @@ def _check_scores(masked_kernels, scores):
 # Models with this many masked weights or more are updated by one compiled
 # program for all their kernels, on TensorFlow (XLA) and JAX: it saves each
 # layer's dispatch, padding and slicing (benchmarks/topology_update.py,
-# WRN-16-4: 0.232 to 0.077 s on TensorFlow, 0.124 to 0.053 s on JAX;
-# benchmarks/RESULTS.md), and writes the variables in place
+# WRN-16-4: 0.232 to 0.077 s on TensorFlow, 0.124 to 0.053 s on JAX, whose
+# figures then ran on two cores; benchmarks/RESULTS.md), and writes the
+# variables in place
 # (`backend.compile_variable_update`), but compiles once per model (7 to
 # 11 s there), which small models' few updates would not repay. PyTorch runs
 # layer by layer either way (`SET._rewire`).
