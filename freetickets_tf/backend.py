@@ -308,12 +308,13 @@ def nth_largest_key(key, eligible, n):
     # Digits in key order: the high half, sign included, shifted to
     # [0, 65535]; the low half as an unsigned number.
     high = ops.right_shift(key, 16) + 32768
-    d_high, in_bucket, bucket_count = _digit_and_rank(high, eligible, rank, False)
+    d_high, in_bucket, bucket_count = _digit_and_rank(high, eligible, rank,
+                                                    leave_out=False)
     # The keys sharing the bucket are usually few, but not always (ties:
     # the weights grown at zero, when no training step has moved them).
     d_low, from_tied, tied = _digit_and_rank(
         ops.bitwise_and(key, 0xFFFF), ops.logical_and(eligible, high == d_high), in_bucket,
-        bucket_count < ops.shape(key)[0] // _FEW)
+        leave_out=bucket_count < ops.shape(key)[0] // _FEW)
     threshold = ops.left_shift(d_high - 32768, 16) + d_low
     return threshold, rank - from_tied, tied
 
