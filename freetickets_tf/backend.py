@@ -244,6 +244,27 @@ def count_true_each(masks):
     return np.asarray(keras.ops.convert_to_numpy(counted), dtype=np.int64)
 
 
+def host_copies(arrays):
+    """NumPy copies of backend arrays (TensorFlow variables too) when every
+    one of them lives on the CPU, else None (then counting on the host would
+    cost a transfer each): what `count_newly_true` compares against after
+    the arrays' variables are overwritten, in their memory."""
+    arrays = list(arrays)
+    if not all(map(_on_cpu, arrays)):
+        return None
+    return [np.array(_cpu_view(array)) for array in arrays]
+
+
+def count_newly_true(before, masks):
+    """The number of positions True in `masks` (backend arrays on the CPU)
+    and False in `before` (their `host_copies` from before), summed, counted
+    by NumPy on the arrays' own memory: 5 to 10x faster than XLA's scalar
+    reduction loop on a CPU (a WRN-16-4's moved count cost its compiled
+    update 4 of 29 ms)."""
+    return sum(int(np.count_nonzero(np.greater(_cpu_view(mask), old)))
+               for old, mask in zip(before, masks))
+
+
 def _cpu_view(array):
     """A read-only NumPy view of a backend array (or TensorFlow variable) on
     the CPU, without a copy: on TensorFlow through the buffer of a read of

@@ -32,6 +32,7 @@ Example:
 ...     data=(x, y), growth=updater, update_frequency=100)
 """
 
+import functools
 import math
 
 import keras
@@ -123,19 +124,20 @@ def _magnitude_rewire_padded(mk, scores, n):
     return kernel, mask, explored, grown, moved
 
 
-def _magnitude_rewire_all(written, scores, n):
+def _magnitude_rewire_all(written, scores, n, count_moved=True):
     """`_magnitude_rewire` of every kernel in one program, the optimizer
     slots of the grown weights zeroed too: `written` holds per kernel its
     kernel, mask, explored record and slots (`[kernel, mask, explored,
     *slots]`), `scores` one array and `n` one int32 count per kernel; returns
-    their new values, nested alike, and the moved total."""
+    their new values, nested alike, and the moved total (None unless
+    `count_moved`: the caller counts it on the host)."""
     new_values, moved = [], []
     for i, ((kernel, mask, explored, *slots), kernel_scores) in enumerate(zip(written, scores)):
         kernel, mask, explored, grown, count = _magnitude_rewire(
             kernel, mask, explored, kernel_scores, n[i])
         new_values.append([kernel, mask, explored, *(ops.where(grown, 0.0, s) for s in slots)])
         moved.append(count)
-    return new_values, ops.sum(ops.stack(moved))
+    return new_values, ops.sum(ops.stack(moved)) if count_moved else None
 
 
 def _check_scores(masked_kernels, scores):
@@ -169,10 +171,11 @@ def _check_scores(masked_kernels, scores):
 WHOLE_MODEL_WEIGHTS = 1 << 20
 
 
-def _whole_model_program():
-    key = (keras.backend.backend(), "whole model")
+def _whole_model_program(count_moved):
+    key = (keras.backend.backend(), "whole model", count_moved)
     if key not in _COMPILED:
-        _COMPILED[key] = backend.compile_variable_update(_magnitude_rewire_all)
+        _COMPILED[key] = backend.compile_variable_update(
+            functools.partial(_magnitude_rewire_all, count_moved=count_moved))
     return _COMPILED[key]
 
 
@@ -299,12 +302,21 @@ class SET:
 
     def _rewire_all(self, work):
         """Every kernel of `work` moved by one compiled program; returns how
-        many weights moved (a device scalar)."""
-        return _whole_model_program()(
+        many weights moved (a device scalar or an int).
+
+        On a CPU NumPy counts the moved weights, on copies of the masks
+        taken before: in XLA the count is a scalar loop over every mask, a
+        seventh of the update (`backend.count_newly_true`)."""
+        masks = [mk.mask for mk, *_ in work]
+        before = backend.host_copies(mask.value for mask in masks)
+        moved = _whole_model_program(count_moved=before is None)(
             [[mk.kernel, mk.mask, mk.explored, *kernel_slots]
              for mk, _, _, _, kernel_slots in work],
             [self._scores_or_uniform(mk, scores, seed) for mk, _, scores, seed, _ in work],
             ops.convert_to_tensor([n for _, n, *_ in work], "int32"))
+        if before is None:
+            return moved
+        return backend.count_newly_true(before, (mask.value for mask in masks))
 
     def _rewire(self, mk, n, scores, seed, slots):
         """Moves `n` weights of `mk`; returns how many (a device scalar or

@@ -347,6 +347,22 @@ def test_count_true_each_counts_on_the_host_and_in_a_program_alike(on_cpu, monke
     assert backend.count_true_each(v.value for v in variables).tolist() == counts.tolist()
 
 
+def test_count_newly_true_counts_what_the_variables_gained_since_their_host_copies(
+        monkeypatch):
+    rng = np.random.default_rng(3)
+    old = [rng.random(shape) < 0.3 for shape in [(7,), (40, 30), (3, 3, 8, 16)]]
+    new = [rng.random(m.shape) < 0.3 for m in old]
+    variables = [keras.Variable(m, trainable=False) for m in old]
+    before = backend.host_copies(v.value for v in variables)
+    for variable, mask in zip(variables, new):
+        variable.assign(mask)  # the copies keep the old masks
+    want = sum(int((n & ~o).sum()) for o, n in zip(old, new))
+    assert backend.count_newly_true(before, (v.value for v in variables)) == want > 0
+    # Off the CPU there are no host copies: the program counts instead.
+    monkeypatch.setattr(backend, "_on_cpu", lambda array: False)
+    assert backend.host_copies(v.value for v in variables) is None
+
+
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch on a CPU only")
 @pytest.mark.parametrize("n", [0, 4])
 def test_drop_and_grow_in_place_refuses_a_count_outside_the_active_weights(n):

@@ -152,15 +152,19 @@ def test_the_compiled_update_equals_the_plain_drop_and_grow(units):
     assert moved == int((want & ~mask).sum())
 
 
+@pytest.mark.parametrize("count_on_host", [True, False], ids=["host_count", "program_count"])
 @pytest.mark.parametrize("growth", ["gradient", "random", "momentum"])
 def test_the_fast_update_writes_what_the_plain_layer_by_layer_update_writes(
-        growth, monkeypatch):
+        growth, count_on_host, monkeypatch):
     # Fast: one program for the whole model (TensorFlow, JAX), or NumPy in
     # the variables' memory (PyTorch on a CPU). Plain: layer by layer, with
-    # `keras.ops`.
+    # `keras.ops`. The whole-model program's moved count: by NumPy on a
+    # CPU, in the program on an accelerator.
     from freetickets_tf import backend
 
     in_place = backend.drops_and_grows_in_place
+    if not count_on_host:
+        monkeypatch.setattr(backend, "host_copies", lambda arrays: None)
 
     def run(fast):
         monkeypatch.setattr(updaters, "WHOLE_MODEL_WEIGHTS", 0 if fast else 1 << 40)
