@@ -81,10 +81,10 @@ def top_n_mask(scores, eligible, n):
     """The `n` largest `scores` among the `eligible` positions, as a mask;
     among equal scores the lower index is taken, as `top_k` does.
 
-    Exact and sort-free: the threshold `t`, the `n`-th largest eligible key
-    (`backend.nth_largest_key`, O(size)), then every eligible key `> t`
+    Exact and sort-free (`backend.top_n_cut`): the threshold `t`, the
+    `n`-th largest eligible key (O(size)), then every eligible key `> t`
     (fewer than `n`), and of the keys equal to `t` the first ones by index,
-    as many as are missing (`first_n_true`, only where more tie than are
+    as many as are missing (a prefix count, only where more tie than are
     missing). `n` may be a tensor (one compiled program for every count); it
     must not exceed the number of eligible positions.
 
@@ -109,16 +109,10 @@ def top_n_mask(scores, eligible, n):
 def _top_n_keys(key, eligible, n):
     """`top_n_mask` of keys already made (`order_key`,
     `magnitude_key`)."""
-    threshold, above_count, tied_count = backend.nth_largest_key(key, eligible, n)
-    missing = n - above_count
-    above = ops.logical_and(eligible, key > threshold)
-    tied = ops.logical_and(eligible, key == threshold)
-    # Taking the first of the tied costs a prefix count; it is needed only
-    # when more keys tie at the threshold than are missing (e.g. many zero
-    # gradients).
-    taken = backend.cond(tied_count > missing, lambda: first_n_true(tied, missing),
-                         lambda: tied)
-    return ops.logical_or(above, taken)
+    threshold, last = backend.top_n_cut(key, eligible, n)
+    index = ops.arange(ops.shape(key)[0], dtype="int32")
+    taken = ops.logical_or(key > threshold, ops.logical_and(key == threshold, index <= last))
+    return ops.logical_and(eligible, taken)
 
 
 def _smallest_magnitudes(x, eligible, n):
@@ -131,18 +125,9 @@ def _largest_magnitudes(x, eligible, n):
     return _top_n_keys(magnitude_key(x), eligible, n)
 
 
-# Block length of `first_n_true`'s two-level prefix count.
-_BLOCK = 1024
-
-
 def first_n_true(mask, n):
-    """The first `n` True entries of a 1-D boolean `mask`, by index.
-
-    A prefix count of the mask, in two levels: the True entries per block
-    of 1,024, a prefix count of those (short) to find the block holding the
-    `n`-th, and one within that block. A prefix count over the whole mask
-    would cost 5 ns per entry under XLA on a CPU (its cumsum), where these
-    are two plain passes.
+    """The first `n` True entries of a 1-D boolean `mask`, by index
+    (`backend.nth_true_index`: two plain passes, no sort).
 
     Args:
         mask: 1-D boolean mask.
@@ -158,20 +143,8 @@ def first_n_true(mask, n):
     >>> ops.convert_to_numpy(first_n_true(mask, 2)).tolist()
     [False, True, True, False, False]
     """
-    size = ops.shape(mask)[0]
-    blocks = -(-size // _BLOCK)
-    counts = ops.cast(mask, "int32")
-    if blocks * _BLOCK > size:
-        counts = ops.concatenate([counts, ops.zeros((blocks * _BLOCK - size,), "int32")])
-    counts = ops.reshape(counts, (blocks, _BLOCK))
-    per_block = ops.sum(counts, axis=1)
-    through = ops.cumsum(per_block)  # True entries up to each block's end
-    block = ops.minimum(backend.count_true(through < n), blocks - 1)
-    before = ops.take(through, block) - ops.take(per_block, block)
-    within = ops.cumsum(ops.take(counts, block, axis=0)) + before
-    last = block * _BLOCK + backend.count_true(within < n)  # the n-th True
-    keep = ops.logical_and(ops.arange(size) <= last, ops.convert_to_tensor(n) > 0)
-    return ops.logical_and(mask, keep)
+    index = ops.arange(ops.shape(mask)[0], dtype="int32")
+    return ops.logical_and(mask, index <= backend.nth_true_index(mask, n))
 
 
 def _check_n(n, available, what):

@@ -258,12 +258,24 @@ def test_digit_and_rank_is_the_same_with_the_uncounted_spared_or_left_out(
     chosen = digit[counted]
     program = backend.compile_array_function(backend._digit_and_rank)
     for rank in (1, 2, chosen.size // 3, chosen.size):
-        d, left, count = (int(_np(v)) for v in program(
+        d, left, count, bucket = (_np(v) for v in program(
             ops.convert_to_tensor(digit), ops.convert_to_tensor(counted),
             ops.convert_to_tensor(rank, "int32"), ops.convert_to_tensor(leave_out)))
         want = int(np.sort(chosen)[::-1][rank - 1])  # the rank-th largest digit
-        assert (d, left, count) == (want, rank - int(np.sum(chosen > want)),
-                                    int(np.sum(chosen == want))), rank
+        assert (int(d), int(left), int(count)) == (want, rank - int(np.sum(chosen > want)),
+                                                   int(np.sum(chosen == want))), rank
+        # The bucket index is the digit exactly at the counted positions.
+        np.testing.assert_array_equal(bucket == want, counted & (digit == want))
+
+
+def test_row_sums_are_exact_beyond_float32_integers():
+    rows = np.random.default_rng(4).integers(0, 1000, (5, 256)).astype("int32")
+    got = _np(backend._row_sums(ops.convert_to_tensor(rows), int(rows.sum())))
+    np.testing.assert_array_equal(got, rows.sum(axis=1))
+    # 2**24 + 1 has no float32: counts that large are summed as integers.
+    rows[2, :2] = [2**24, 1]
+    got = _np(backend._row_sums(ops.convert_to_tensor(rows), int(rows.sum())))
+    np.testing.assert_array_equal(got, rows.sum(axis=1))
 
 
 def test_last_reaching_finds_the_bucket_a_suffix_sum_reaches():
