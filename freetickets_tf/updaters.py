@@ -268,22 +268,31 @@ class SET:
             The number of positions active now that were not before, summed.
         """
         _check_scores(masked_kernels, scores)
-        counts = backend.count_true_each(mk.mask.value for mk in masked_kernels)
-        work = []  # (kernel, n, scores, seed, slots) of the kernels that move
-        for mk, active, kernel_scores, seed, kernel_slots in zip(
-                masked_kernels, counts.tolist(), scores, seeds, slots):
+        masked_kernels = list(masked_kernels)
+        whole_model = self._compiled_rule() and keras.backend.backend() != "torch" and sum(
+            math.prod(mk.mask.shape) for mk in masked_kernels) >= WHOLE_MODEL_WEIGHTS
+        masks = [mk.mask.value for mk in masked_kernels]
+        # The whole-model program leaves the moved count to the host on a
+        # CPU (`_rewire_all`), from copies of the masks: counted here too.
+        before = backend.host_copies(masks) if whole_model else None
+        if before is None:
+            counts, before = backend.count_true_each(masks), [None] * len(masks)
+        else:
+            counts = np.array([np.count_nonzero(mask) for mask in before])
+        work = []  # (kernel, n, scores, seed, slots, mask copy) of the kernels that move
+        for mk, active, kernel_scores, seed, kernel_slots, mask in zip(
+                masked_kernels, counts.tolist(), scores, seeds, slots, before):
             if skip_dense and active == math.prod(mk.mask.shape):
                 continue
             n = topology.moved_count(active, death_rate)
             if n:
-                work.append((mk, n, kernel_scores, seed, kernel_slots))
+                work.append((mk, n, kernel_scores, seed, kernel_slots, mask))
         if not work:
             return 0
-        if self._compiled_rule() and keras.backend.backend() != "torch" and sum(
-                math.prod(mk.mask.shape) for mk in masked_kernels) >= WHOLE_MODEL_WEIGHTS:
+        if whole_model:
             moved = self._rewire_all(work)
         else:
-            moved = sum(self._rewire(*item) for item in work)
+            moved = sum(self._rewire(*item[:5]) for item in work)
         return int(ops.convert_to_numpy(moved))
 
     def _compiled_rule(self):
@@ -304,19 +313,19 @@ class SET:
         """Every kernel of `work` moved by one compiled program; returns how
         many weights moved (a device scalar or an int).
 
-        On a CPU NumPy counts the moved weights, on copies of the masks
-        taken before: in XLA the count is a scalar loop over every mask, a
-        seventh of the update (`backend.count_newly_true`)."""
-        masks = [mk.mask for mk, *_ in work]
-        before = backend.host_copies(mask.value for mask in masks)
-        moved = _whole_model_program(count_moved=before is None)(
+        Where `work` holds host copies of the masks (on a CPU), NumPy counts
+        the moved weights on them: in XLA the count is a scalar loop over
+        every mask, a seventh of the update (`backend.count_newly_true`)."""
+        on_host = work[0][5] is not None
+        moved = _whole_model_program(count_moved=not on_host)(
             [[mk.kernel, mk.mask, mk.explored, *kernel_slots]
-             for mk, _, _, _, kernel_slots in work],
-            [self._scores_or_uniform(mk, scores, seed) for mk, _, scores, seed, _ in work],
+             for mk, _, _, _, kernel_slots, _ in work],
+            [self._scores_or_uniform(mk, scores, seed) for mk, _, scores, seed, _, _ in work],
             ops.convert_to_tensor([n for _, n, *_ in work], "int32"))
-        if before is None:
+        if not on_host:
             return moved
-        return backend.count_newly_true(before, (mask.value for mask in masks))
+        return backend.count_newly_true([mask for *_, mask in work],
+                                        (mk.mask.value for mk, *_ in work))
 
     def _rewire(self, mk, n, scores, seed, slots):
         """Moves `n` weights of `mk`; returns how many (a device scalar or
