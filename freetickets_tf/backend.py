@@ -26,8 +26,8 @@ Helpers smooth over the rest:
   the backend does best (the topology update), and
   `compile_variable_update` one whose results overwrite Keras variables,
   in their memory where the backend allows;
-* `nth_largest_key` and `top_n_cut` select the update's threshold the way
-  each backend does it fastest, and on PyTorch on a CPU
+* `top_n_cut` selects the update's threshold the way each backend does
+  it fastest, and on PyTorch on a CPU
   `drop_and_grow_in_place` (where `drops_and_grows_in_place`) does a
   layer's whole update in NumPy on the variables' memory;
 * `count_true_each`, `host_copies` and `count_newly_true` count masks
@@ -311,50 +311,32 @@ _SPARE_BUCKETS = 1 << 10
 _FEW = 16
 
 
-def nth_largest_key(key, eligible, n):
-    """The `n`-th largest of the `key`s at the `eligible` positions, and how
-    many eligible keys lie above it and tie with it.
+def top_n_cut(key, eligible, n):
+    """The `n` largest `key`s at the `eligible` positions, ties to the lower
+    index (as `top_k`), as a threshold and a cut.
 
     Args:
         key: 1-D int32 keys (`topology.order_key`, `topology.magnitude_key`;
             on PyTorch any real dtype).
         eligible: 1-D boolean mask of the positions to select among.
-        n: The rank, `1 <= n <=` the number eligible (an int or an int32
-            scalar tensor). `n == 0` is taken as 1.
+        n: How many to take, `0 <= n <=` the number eligible (an int or an
+            int32 scalar tensor).
 
     Returns:
-        `(threshold, above, tied)`: the key, and the numbers of eligible keys
-        `> threshold` (fewer than `n`) and `== threshold` (at least
-        `n - above`). Device scalars, or host values on PyTorch.
+        `(threshold, last)`: the `n` taken are the eligible keys
+        `> threshold` and those `== threshold` at indices `<= last`.
 
-    Under XLA (TensorFlow, JAX) a radix select of two 16-bit digits,
-    compiled with the rest of the update: a histogram of the keys' high
-    halves (a scatter-add) finds the bucket holding the `n`-th largest, a
-    histogram of the low halves within that bucket the key; both counts
-    come from the histograms, without another pass. On PyTorch a partition
-    (`_torch_nth_largest_key`).
-    """
-    if keras.backend.backend() == "torch":
-        return _torch_nth_largest_key(key, eligible, n)
-    threshold, above, tied, _ = _radix_select(key, eligible, n)
-    return threshold, above, tied
-
-
-def top_n_cut(key, eligible, n):
-    """The `n` largest `key`s at the `eligible` positions, ties to the lower
-    index (as `top_k`), as a threshold and a cut: `(threshold, last)`, where
-    the `n` taken are the eligible keys `> threshold` and those
-    `== threshold` at indices `<= last`. Arguments as `nth_largest_key`'s,
-    `0 <= n <=` the number eligible.
-
-    The cut costs a prefix count of the tied positions
-    (`nth_true_index`), needed only where more keys tie at the threshold
-    than are missing (e.g. many zero gradients); else `last` is the size.
-    Under XLA that count branches on the ties (a `cond`) over the low
-    digits' bucket indices the radix select has already written, so that
-    no new array is written for it: a `cond` writes out every array it
-    takes, and one over the tied mask cost TensorFlow 10% of a WRN-16-4's
-    update.
+    The threshold is the `n`-th largest eligible key. Under XLA
+    (TensorFlow, JAX) a radix select finds it, compiled with the rest of
+    the update (`_radix_select`); on PyTorch a partition
+    (`_torch_nth_largest_key`). The cut costs a prefix count of the tied
+    positions (`nth_true_index`), needed only where more keys tie at the
+    threshold than are missing (e.g. many zero gradients); else `last` is
+    the size. Under XLA that count branches on the ties (a `cond`) over the
+    low digits' bucket indices the radix select has already written, so
+    that no new array is written for it: a `cond` writes out every array
+    it takes, and one over the tied mask cost TensorFlow 10% of a
+    WRN-16-4's update.
     """
     ops = keras.ops
     size = ops.shape(key)[0]
@@ -372,9 +354,18 @@ def top_n_cut(key, eligible, n):
 
 
 def _radix_select(key, eligible, n):
-    """`nth_largest_key` under XLA, and a function of no arguments that
-    returns the mask of the eligible positions tied with the threshold,
-    from the low digits' bucket indices (for `top_n_cut`)."""
+    """The `n`-th largest of the int32 `key`s at the `eligible` positions
+    under XLA (`n == 0` taken as 1): `(threshold, above, tied, tied_at)`,
+    the key, the numbers of eligible keys `> threshold` (fewer than `n`)
+    and `== threshold` (at least `n - above`), as device scalars, and a
+    function of no arguments returning the mask of the eligible positions
+    tied with it, from the low digits' bucket indices.
+
+    A radix select of two 16-bit digits: a histogram of the keys' high
+    halves (a scatter-add) finds the bucket holding the `n`-th largest, a
+    histogram of the low halves within that bucket the key; both counts
+    come from the histograms, without another pass.
+    """
     ops = keras.ops
     rank = ops.maximum(ops.convert_to_tensor(n, "int32"), 1)
     # Digits in key order: the high half, sign included, shifted to
@@ -505,8 +496,9 @@ def _last_reaching_16(counts, rank):
 
 
 def _torch_nth_largest_key(key, eligible, n, on_host=None):
-    """`nth_largest_key` on PyTorch, by `_torch_order_statistic` (`on_host`
-    as there). The selection runs over the eligible keys alone where they
+    """`_radix_select`'s threshold and counts on PyTorch, as host values
+    (keys of any real dtype), by `_torch_order_statistic` (`on_host` as
+    there). The selection runs over the eligible keys alone where they
     are fewer than half (a drop's: a layer's active weights), else over all
     keys with the others put below every key. Reads `n` and the counts on
     the host."""

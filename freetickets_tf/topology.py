@@ -53,7 +53,7 @@ def _flat(x, dtype):
 
 def order_key(scores):
     """Keys of float `scores` that compare as the scores do, for
-    `backend.nth_largest_key` and the comparisons around it: equal scores
+    `backend.top_n_cut` and the comparisons around it: equal scores
     give equal keys (-0.0 and 0.0 too), a larger score a larger key.
 
     int32 keys from the float32 bits, with the non-sign bits of negative
