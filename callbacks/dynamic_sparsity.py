@@ -274,7 +274,7 @@ class DynamicSparsityCallback(keras.callbacks.Callback):
         stats = {
             "weights_moved": moved,
             "death_rate": death_rate,
-            "itop_rate": masking.itop_rate(self.model),
+            "itop_rate": masking.explored_fraction(self._kernels),
         }
         self.last_update = {"step": step, **stats}
         if self.verbose:

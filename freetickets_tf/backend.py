@@ -174,16 +174,44 @@ def _tensorflow_variable_update(fn):
         _assign_all(handles, new_values)
         return result
 
+    concrete = {}  # `in_place`'s concrete functions, by `_call_signature`
+
     def program(variables, *args):
         handles = _values_of(variables)
-        if not any(isinstance(h, tf.distribute.DistributedValues)
-                   for h in tf.nest.flatten(handles)):
+        if any(isinstance(h, tf.distribute.DistributedValues)
+               for h in tf.nest.flatten(handles)):
+            new_values, result = new_values_of(handles, *args)
+            _assign_all(variables, new_values)
+            return result
+        # A `tf.function` call works out a trace type for every argument
+        # (1.3 ms of a WRN-16-4's 18 ms update, for its 100 variables and
+        # tensors); its concrete function binds them without. A concrete
+        # function does not check its variables' shapes: the signature
+        # holds them.
+        signature = _call_signature((handles, args))
+        if signature is None:
             return in_place(handles, *args)
-        new_values, result = new_values_of(handles, *args)
-        _assign_all(variables, new_values)
-        return result
+        if signature not in concrete:
+            concrete[signature] = in_place.get_concrete_function(handles, *args)
+        return concrete[signature](handles, *args)
 
     return program
+
+
+def _call_signature(arguments):
+    """What a TensorFlow program traced for `arguments` (lists and tuples
+    of variables and tensors) depends on: their nesting, kinds, dtypes and
+    shapes; None for any other argument (a Python number is traced as a
+    constant)."""
+    import tensorflow as tf
+
+    if isinstance(arguments, (list, tuple)):
+        signature = tuple(map(_call_signature, arguments))
+        return None if None in signature else (type(arguments), signature)
+    if isinstance(arguments, (tf.Variable, tf.Tensor)):
+        kind = "variable" if isinstance(arguments, tf.Variable) else "tensor"
+        return kind, arguments.dtype, tuple(arguments.shape)
+    return None
 
 
 def _jax_variable_update(fn):

@@ -424,8 +424,7 @@ def layer_densities(model):
     }
 
 
-def _active_fraction(model, field):
-    kernels = masked_kernels(model)
+def _active_fraction(kernels, field):
     total = sum(math.prod(mk.kernel.shape) for mk in kernels)
     if not total:
         return 1.0
@@ -435,13 +434,19 @@ def _active_fraction(model, field):
 
 def overall_density(model):
     """Active weights over all masked kernels together (docs/algorithms.md §2's density)."""
-    return _active_fraction(model, "mask")
+    return _active_fraction(masked_kernels(model), "mask")
 
 
 def itop_rate(model):
     """In-Time Over-Parameterisation rate: the fraction of all masked-kernel
     positions that have been active at least once (docs/algorithms.md §3)."""
-    return _active_fraction(model, "explored")
+    return explored_fraction(masked_kernels(model))
+
+
+def explored_fraction(kernels):
+    """`itop_rate` of the `MaskedKernel`s `kernels` (a model's, when a
+    caller already holds them: finding them walks every layer)."""
+    return _active_fraction(kernels, "explored")
 
 
 def sparsity_summary(model):

@@ -2,6 +2,7 @@
 backend checks, on whichever backend the suite runs (TensorFlow, JAX, PyTorch)."""
 
 import contextlib
+import math
 
 import keras
 import numpy as np
@@ -200,6 +201,25 @@ def test_compiled_variable_update_writes_its_variables(shared):
         np.testing.assert_array_equal(_np(x), want_x)
         np.testing.assert_array_equal(_np(flag), want_flag)
         np.testing.assert_array_equal(_np(y), want_y)
+
+
+def test_compiled_variable_update_serves_variables_of_other_shapes_and_python_numbers():
+    # TensorFlow reuses a concrete function by the arguments' signature; a
+    # concrete function would run a program compiled for one shape on a
+    # variable of another without a word, so the signature must hold the
+    # variables' shapes. A Python number is traced as a constant: each
+    # value must count.
+    program = backend.compile_variable_update(
+        lambda values, k: ([v * k for v in values], ops.sum(values[0])))
+    for shape in ((4,), (6,), (4,), (2, 3)):
+        variables = [keras.Variable(np.arange(math.prod(shape), dtype="float32").reshape(shape)),
+                     keras.Variable(np.ones(3, "float32"))]
+        for k in (2.0, 3.0, ops.convert_to_tensor(5.0)):
+            before = [_np(v) for v in variables]
+            result = program(variables, k)
+            assert float(_np(result)) == before[0].sum()
+            for variable, value in zip(variables, before):
+                np.testing.assert_array_equal(_np(variable), value * float(_np(k)))
 
 
 def test_compiled_variable_update_names_new_values_nested_unlike_the_variables():

@@ -190,6 +190,12 @@ def test_layer_densities_summary_and_itop(mlp):
     active = sum(int(_np(mk.mask).sum()) for mk in ft.masked_kernels(sparse))
     assert ft.masking.overall_density(sparse) == pytest.approx(active / total)
     assert ft.masking.itop_rate(sparse) == pytest.approx(active / total)
+    # Of some kernels only: their explored positions over their size.
+    first, *_ = ft.masked_kernels(sparse)
+    first.explored.assign(np.ones(first.explored.shape, bool))
+    assert ft.masking.explored_fraction([first]) == 1.0
+    assert ft.masking.itop_rate(sparse) == pytest.approx((active - int(_np(first.mask).sum())
+                                                          + 16 * 64) / total)
     summary = ft.sparsity_summary(sparse)
     first = ft.masked_kernels(sparse)[0]
     assert first.kernel.path in summary and "(16, 64)" in summary
