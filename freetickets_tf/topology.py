@@ -106,10 +106,10 @@ def top_n_mask(scores, eligible, n):
     return _top_n_keys(order_key(scores), ops.cast(eligible, "bool"), n)
 
 
-def _top_n_keys(key, eligible, n):
-    """`top_n_mask` of keys already made (`order_key`,
-    `magnitude_key`)."""
-    threshold, last = backend.top_n_cut(key, eligible, n)
+def _top_n_keys(key, eligible, n, nonnegative=False):
+    """`top_n_mask` of keys already made (`order_key`; `magnitude_key`,
+    whose keys are `nonnegative`)."""
+    threshold, last = backend.top_n_cut(key, eligible, n, nonnegative)
     index = ops.arange(ops.shape(key)[0], dtype="int32")
     taken = ops.logical_or(key > threshold, ops.logical_and(key == threshold, index <= last))
     return ops.logical_and(eligible, taken)
@@ -117,12 +117,12 @@ def _top_n_keys(key, eligible, n):
 
 def _smallest_magnitudes(x, eligible, n):
     """The `n` eligible positions of smallest `|x|` (ties: lower index)."""
-    return _top_n_keys(magnitude_key(x, smallest=True), eligible, n)
+    return _top_n_keys(magnitude_key(x, smallest=True), eligible, n, nonnegative=True)
 
 
 def _largest_magnitudes(x, eligible, n):
     """The `n` eligible positions of largest `|x|` (ties: lower index)."""
-    return _top_n_keys(magnitude_key(x), eligible, n)
+    return _top_n_keys(magnitude_key(x), eligible, n, nonnegative=True)
 
 
 def first_n_true(mask, n):

@@ -247,17 +247,22 @@ def _keys(kind, rng, size):
 @pytest.mark.parametrize("kind", ["full_range", "one_high_bucket", "bucket_edges", "ties"])
 @pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("eligible_fraction", [0.3, 0.7])  # PyTorch: gathered, or not
-def test_the_nth_largest_key_and_its_counts_equal_numpy_sort(kind, compiled, eligible_fraction):
-    # The radix select under XLA, the partition on PyTorch.
+@pytest.mark.parametrize("nonnegative", [False, True], ids=["signed", "nonnegative"])
+def test_the_nth_largest_key_and_its_counts_equal_numpy_sort(kind, compiled, eligible_fraction,
+                                                             nonnegative):
+    # The radix select under XLA (with its half-size first histogram for
+    # keys without a sign, as `magnitude_key`'s), the partition on PyTorch.
     rng = np.random.default_rng(len(kind))
     size = 3000
     key = _keys(kind, rng, size)
+    if nonnegative:  # the largest key, 2**31 - 1, in the last high bucket
+        key = np.bitwise_and(key, 0x7FFFFFFF)
     eligible = rng.random(size) < eligible_fraction
 
     def select(key, eligible, n):
         if keras.backend.backend() == "torch":
             return backend._torch_nth_largest_key(key, eligible, n)
-        return backend._radix_select(key, eligible, n)[:3]
+        return backend._radix_select(key, eligible, n, nonnegative)[:3]
 
     if compiled:
         select = backend.compile_array_function(select)
@@ -274,15 +279,17 @@ def test_the_nth_largest_key_and_its_counts_equal_numpy_sort(kind, compiled, eli
 
 @pytest.mark.parametrize("leave_out", [False, True], ids=["spared", "left_out"])
 @pytest.mark.parametrize("counted_fraction", [0.01, 0.5])
+@pytest.mark.parametrize("buckets", [2**16, 2**15])
 def test_digit_and_rank_is_the_same_with_the_uncounted_spared_or_left_out(
-        leave_out, counted_fraction):
+        leave_out, counted_fraction, buckets):
     rng = np.random.default_rng(5)
     size = 20000
-    digit = rng.integers(0, 2**16, size).astype("int32")
-    digit[:50] = 65535  # the last bucket, next to the spare ones
+    digit = rng.integers(0, buckets, size).astype("int32")
+    digit[:50] = buckets - 1  # the last bucket, next to the spare ones
     counted = rng.random(size) < counted_fraction
     chosen = digit[counted]
-    program = backend.compile_array_function(backend._digit_and_rank)
+    program = backend.compile_array_function(
+        lambda *args: backend._digit_and_rank(*args, buckets=buckets))
     for rank in (1, 2, chosen.size // 3, chosen.size):
         d, left, count, bucket = (_np(v) for v in program(
             ops.convert_to_tensor(digit), ops.convert_to_tensor(counted),
@@ -304,9 +311,10 @@ def test_row_sums_are_exact_beyond_float32_integers():
     np.testing.assert_array_equal(got, rows.sum(axis=1))
 
 
-def test_last_reaching_finds_the_bucket_a_suffix_sum_reaches():
+@pytest.mark.parametrize("length", [256, 128])  # a 16- and a 15-bit digit's row sums
+def test_last_reaching_finds_the_bucket_a_suffix_sum_reaches(length):
     rng = np.random.default_rng(3)
-    counts = rng.integers(0, 4, 256) * (rng.random(256) < 0.3)  # whole groups of zeros too
+    counts = rng.integers(0, 4, length) * (rng.random(length) < 0.3)  # whole groups of zeros too
     counts[16:32] = 0
     suffix = np.cumsum(counts[::-1])[::-1]  # suffix[i] = counts[i:].sum()
     # Every rank a suffix sum reaches, on each boundary and between.
