@@ -130,14 +130,37 @@ def _magnitude_rewire_all(written, scores, n, count_moved=True):
     kernel, mask, explored record and slots (`[kernel, mask, explored,
     *slots]`), `scores` one array and `n` one int32 count per kernel; returns
     their new values, nested alike, and the moved total (None unless
-    `count_moved`: the caller counts it on the host)."""
+    `count_moved`: the caller counts it on the host).
+
+    The kernels are updated one after another: each one's mask is and-ed
+    with a flag that is always True but comes from the kernel before it
+    (`_true_after`), so that XLA cannot start a kernel's passes before the
+    last one's selection is done. Left free, XLA interleaves the kernels'
+    passes: a WRN-28-10's seven largest then hold their bucket arrays at
+    once (200 MB of temporaries on JAX, 57 MB in turn), and every pass
+    finds its arrays out of the caches. In turn, on one core, the update
+    of a WRN-28-10 takes 220 ms instead of 320 on TensorFlow, 233 instead
+    of 386 on JAX (benchmarks/RESULTS.md).
+    """
     new_values, moved = [], []
+    previous_done = None
     for i, ((kernel, mask, explored, *slots), kernel_scores) in enumerate(zip(written, scores)):
+        if previous_done is not None:
+            mask = ops.logical_and(mask, previous_done)
         kernel, mask, explored, grown, count = _magnitude_rewire(
             kernel, mask, explored, kernel_scores, n[i])
+        previous_done = _true_after(mask)
         new_values.append([kernel, mask, explored, *(ops.where(grown, 0.0, s) for s in slots)])
         moved.append(count)
     return new_values, ops.sum(ops.stack(moved)) if count_moved else None
+
+
+def _true_after(mask):
+    """True, as a boolean scalar that depends on `mask` (its first entry
+    or its negation): a compiler cannot compute what uses it before
+    `mask`'s selection."""
+    first = ops.reshape(mask, (-1,))[0]
+    return ops.logical_or(first, ops.logical_not(first))
 
 
 def _check_scores(masked_kernels, scores):
