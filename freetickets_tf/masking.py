@@ -445,7 +445,23 @@ def itop_rate(model):
 
 def explored_fraction(kernels):
     """`itop_rate` of the `MaskedKernel`s `kernels` (a model's, when a
-    caller already holds them: finding them walks every layer)."""
+    caller already holds them: finding them walks every layer).
+
+    Example:
+
+    >>> kernels = freetickets_tf.masked_kernels(sparse)
+    >>> freetickets_tf.masking.explored_fraction(kernels) == freetickets_tf.itop_rate(sparse)
+    True
+    """
+    if isinstance(kernels, keras.Model):
+        raise TypeError("Invalid `kernels`: a model. explored_fraction takes its "
+                        "MaskedKernels (`masked_kernels(model)`); for a model, call "
+                        "`itop_rate(model)`.")
+    kernels = list(kernels)
+    for kernel in kernels:
+        if not isinstance(kernel, masked_layers.MaskedKernel):
+            raise TypeError(f"Invalid `kernels`: holds a {type(kernel).__name__}, not a "
+                            "MaskedKernel (see `masked_kernels(model)`).")
     return _active_fraction(kernels, "explored")
 
 

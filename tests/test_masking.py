@@ -194,6 +194,10 @@ def test_layer_densities_summary_and_itop(mlp):
     first, *_ = ft.masked_kernels(sparse)
     first.explored.assign(np.ones(first.explored.shape, bool))
     assert ft.masking.explored_fraction([first]) == 1.0
+    with pytest.raises(TypeError, match="itop_rate"):
+        ft.masking.explored_fraction(sparse)
+    with pytest.raises(TypeError, match="not a MaskedKernel"):
+        ft.masking.explored_fraction([first.kernel])
     assert ft.masking.itop_rate(sparse) == pytest.approx((active - int(_np(first.mask).sum())
                                                           + 16 * 64) / total)
     summary = ft.sparsity_summary(sparse)
