@@ -34,6 +34,7 @@ Example:
 
 import functools
 import math
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -161,6 +162,20 @@ def _true_after(mask):
     `mask`'s selection."""
     first = ops.reshape(mask, (-1,))[0]
     return ops.logical_or(first, ops.logical_not(first))
+
+
+class _Move(NamedTuple):
+    """One kernel's part of an update: its `MaskedKernel`, how many weights
+    move, its growth scores, random-growth seed and optimizer slots, and a
+    host copy of its mask from before (None unless the moved count is taken
+    on the host)."""
+
+    masked: object
+    n: int
+    scores: object
+    seed: object
+    slots: tuple
+    mask_before: object
 
 
 def _check_scores(masked_kernels, scores):
@@ -302,20 +317,20 @@ class SET:
             counts, before = backend.count_true_each(masks), [None] * len(masks)
         else:
             counts = np.array([np.count_nonzero(mask) for mask in before])
-        work = []  # (kernel, n, scores, seed, slots, mask copy) of the kernels that move
+        work = []  # a `_Move` per kernel that moves
         for mk, active, kernel_scores, seed, kernel_slots, mask in zip(
                 masked_kernels, counts.tolist(), scores, seeds, slots, before):
             if skip_dense and active == math.prod(mk.mask.shape):
                 continue
             n = topology.moved_count(active, death_rate)
             if n:
-                work.append((mk, n, kernel_scores, seed, kernel_slots, mask))
+                work.append(_Move(mk, n, kernel_scores, seed, kernel_slots, mask))
         if not work:
             return 0
         if whole_model:
             moved = self._rewire_all(work)
         else:
-            moved = sum(self._rewire(*item[:5]) for item in work)
+            moved = sum(self._rewire(m.masked, m.n, m.scores, m.seed, m.slots) for m in work)
         return int(ops.convert_to_numpy(moved))
 
     def _compiled_rule(self):
@@ -339,16 +354,15 @@ class SET:
         Where `work` holds host copies of the masks (on a CPU), NumPy counts
         the moved weights on them: in XLA the count is a scalar loop over
         every mask, a seventh of the update (`backend.count_newly_true`)."""
-        on_host = work[0][5] is not None
+        on_host = work[0].mask_before is not None
         moved = _whole_model_program(count_moved=not on_host)(
-            [[mk.kernel, mk.mask, mk.explored, *kernel_slots]
-             for mk, _, _, _, kernel_slots, _ in work],
-            [self._scores_or_uniform(mk, scores, seed) for mk, _, scores, seed, _, _ in work],
-            ops.convert_to_tensor([n for _, n, *_ in work], "int32"))
+            [[m.masked.kernel, m.masked.mask, m.masked.explored, *m.slots] for m in work],
+            [self._scores_or_uniform(m.masked, m.scores, m.seed) for m in work],
+            ops.convert_to_tensor([m.n for m in work], "int32"))
         if not on_host:
             return moved
-        return backend.count_newly_true([mask for *_, mask in work],
-                                        (mk.mask.value for mk, *_ in work))
+        return backend.count_newly_true([m.mask_before for m in work],
+                                        (m.masked.mask.value for m in work))
 
     def _rewire(self, mk, n, scores, seed, slots):
         """Moves `n` weights of `mk`; returns how many (a device scalar or
