@@ -444,7 +444,12 @@ def _digit_and_rank(digit, counted, rank, leave_out, buckets=_BUCKETS):
     """
     ops = keras.ops
     size = ops.shape(digit)[0]
-    spare = buckets + ops.bitwise_and(ops.arange(size, dtype="int32"), _SPARE_BUCKETS - 1)
+    # `min(rank, 0)` is 0 (`rank >= 1`) but not a constant: TensorFlow
+    # would fold constant spare indices into an array of the keys' length,
+    # which every call then reads from memory (two of 4 bytes per weight
+    # for each kernel); XLA computes them in the pass that uses them.
+    lane_bits = ops.minimum(rank, 0) + (_SPARE_BUCKETS - 1)
+    spare = buckets + ops.bitwise_and(ops.arange(size, dtype="int32"), lane_bits)
     bucket = ops.where(counted, digit, ops.where(leave_out, -1, spare))
     counts = ops.segment_sum(ops.ones_like(bucket), bucket,
                              num_segments=buckets + _SPARE_BUCKETS)

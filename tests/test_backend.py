@@ -3,6 +3,7 @@ backend checks, on whichever backend the suite runs (TensorFlow, JAX, PyTorch)."
 
 import contextlib
 import math
+import re
 
 import keras
 import numpy as np
@@ -299,6 +300,22 @@ def test_digit_and_rank_is_the_same_with_the_uncounted_spared_or_left_out(
                                                    int(np.sum(chosen == want))), rank
         # The bucket index is the digit exactly at the counted positions.
         np.testing.assert_array_equal(bucket == want, counted & (digit == want))
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="TensorFlow's graph optimiser folds constants before XLA")
+def test_tensorflow_program_computes_spare_buckets_instead_of_reading_a_folded_array():
+    # Constant spare indices would be folded into arrays of the keys'
+    # length, stored in the program and read by every call.
+    import tensorflow as tf
+
+    size = 8192
+    program = tf.function(lambda key, eligible, n: backend.top_n_cut(key, eligible, n, True),
+                          jit_compile=True)
+    args = (tf.zeros([size], "int32"), tf.ones([size], "bool"), tf.constant(5, "int32"))
+    hlo = program.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
+    folded = re.findall(r"\[(\d+)\]\{0\} constant\(\{", hlo)
+    assert not [length for length in folded if int(length) >= size], folded
 
 
 def test_row_sums_are_exact_beyond_float32_integers():
