@@ -665,7 +665,19 @@ def drop_and_grow_in_place(kernel, mask, explored, scores, n, slots=()):
     np.logical_or(record, active_mask, out=record)
     for slot in slots:
         flat(slot)[grown] = 0
+    _count_writes(kernel, mask, explored, *slots)
     return n - regrown
+
+
+def _count_writes(*variables):
+    """Bumps the PyTorch version counters of `variables` written through
+    NumPy, which PyTorch does not see: a graph that saved one of them before
+    (a loss computed, not yet backpropagated) then refuses to backpropagate,
+    as after any in-place op, instead of using the new values silently."""
+    import torch
+
+    for variable in variables:
+        torch.autograd.graph.increment_version(variable.value)
 
 
 def cond(pred, true_fn, false_fn):

@@ -395,6 +395,25 @@ def test_drop_and_grow_in_place_reads_scores_of_any_strides():
     assert moved == int(keras.ops.convert_to_numpy(want[4])) > 0
 
 
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch on a CPU only")
+def test_drop_and_grow_in_place_tells_autograd_what_it_overwrote():
+    # NumPy writes the variables' memory behind PyTorch's back: a loss
+    # computed before the update must refuse to backpropagate, not give the
+    # gradient of weights it never saw.
+    rng = np.random.default_rng(4)
+    mask = rng.random(40) < 0.5
+    variables = [keras.Variable(rng.normal(size=40).astype("float32") * mask),
+                 keras.Variable(mask, trainable=False), keras.Variable(mask, trainable=False),
+                 keras.Variable(np.ones(40, "float32"), trainable=False)]
+    kernel = variables[0].value
+    loss = (kernel * kernel).sum()  # saves the kernel for its gradient
+    versions = [v.value._version for v in variables]
+    backend.drop_and_grow_in_place(*variables[:3], keras.ops.ones((40,)), 5, [variables[3]])
+    assert all(v.value._version > old for v, old in zip(variables, versions))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 @pytest.mark.parametrize("on_cpu", [True, False], ids=["numpy", "compiled"])
 def test_count_true_each_counts_on_the_host_and_in_a_program_alike(on_cpu, monkeypatch):
     # On a CPU NumPy counts; on an accelerator one compiled program does.

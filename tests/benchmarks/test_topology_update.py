@@ -58,6 +58,8 @@ def test_one_backend_in_process(capsys, load_benchmark):
         figures["update_s"] / figures["numpy_reference_s"])
     assert figures["update_over_numpy_same_writes"] == pytest.approx(
         figures["update_s"] / figures["numpy_same_writes_s"])
+    # The XLA options it ran under, which change the update's speed.
+    assert result["environment"]["xla_flags"] == os.environ.get("XLA_FLAGS", "")
     rows = bench.goals({"tensorflow": result})
     assert {r["goal"] for r in rows} == {"update_over_numpy <= 1",
                                          "update_with_gradient_in_steps <= 1.2"}
