@@ -135,21 +135,26 @@ def _magnitude_rewire_all(written, scores, n, count_moved=True):
 
     The kernels are updated one after another: each one's mask is and-ed
     with a flag that is always True but comes from the kernel before it
-    (`_true_after`), so that XLA cannot start a kernel's passes before the
-    last one's selection is done. Left free, XLA interleaves the kernels'
-    passes: a WRN-28-10's seven largest then hold their bucket arrays at
-    once (200 MB of temporaries on JAX, 57 MB in turn), and every pass
-    finds its arrays out of the caches. In turn, on one core, the update
-    of a WRN-28-10 takes 220 ms instead of 320 on TensorFlow, 233 instead
-    of 386 on JAX (benchmarks/RESULTS.md).
+    (`_true_after`), and its count taken only where that flag holds, so that
+    XLA cannot start a kernel's passes (nor write its histograms' zeros,
+    `backend._histogram`) before the last one's selection is done. Left
+    free, XLA interleaves the kernels' passes: a WRN-28-10's seven largest
+    then hold their bucket arrays at once (200 MB of temporaries on JAX,
+    57 MB in turn), and every pass finds its arrays out of the caches. In
+    turn, on one core, the update of a WRN-28-10 takes 220 ms instead of
+    320 on TensorFlow, 233 instead of 386 on JAX (benchmarks/RESULTS.md).
     """
     new_values, moved = [], []
     previous_done = None
     for i, ((kernel, mask, explored, *slots), kernel_scores) in enumerate(zip(written, scores)):
+        count_to_move = n[i]
         if previous_done is not None:
             mask = ops.logical_and(mask, previous_done)
+            # The count too: what is computed from it alone (the histograms'
+            # zeros, `backend._histogram`) then waits for its kernel's turn.
+            count_to_move = ops.where(previous_done, count_to_move, 0)
         kernel, mask, explored, grown, count = _magnitude_rewire(
-            kernel, mask, explored, kernel_scores, n[i])
+            kernel, mask, explored, kernel_scores, count_to_move)
         previous_done = _true_after(mask)
         new_values.append([kernel, mask, explored, *(ops.where(grown, 0.0, s) for s in slots)])
         moved.append(count)

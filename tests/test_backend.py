@@ -318,6 +318,71 @@ def test_tensorflow_program_computes_spare_buckets_instead_of_reading_a_folded_a
     assert not [length for length in folded if int(length) >= size], folded
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_histogram_counts_the_indices_in_range(compiled):
+    # Negative indices (the positions `_digit_and_rank` leaves out) count
+    # nowhere; the zero it starts from is any int32 scalar equal to 0.
+    rng = np.random.default_rng(5)
+    bucket = rng.integers(-3, 40, 5000).astype("int32")
+    histogram = lambda b, zero: backend._histogram(b, 48, zero)  # noqa: E731
+    if compiled:
+        histogram = backend.compile_array_function(histogram)
+    got = _np(histogram(ops.convert_to_tensor(bucket), ops.convert_to_tensor(0, "int32")))
+    want = np.bincount(bucket[bucket >= 0], minlength=48)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA")
+def test_tensorflow_knows_when_it_traces_for_xla():
+    import tensorflow as tf
+
+    seen = []
+
+    def probe(x):
+        seen.append(backend._in_tensorflow_xla_program())
+        return x
+
+    probe(tf.ones(1))
+    tf.function(probe)(tf.ones(1))
+    tf.function(probe, jit_compile=True)(tf.ones(1))
+    assert seen == [False, False, True]
+
+
+def _hlo_depends_on_a_parameter(hlo, name, seen=None):
+    """Whether the value `name` of the optimized HLO text `hlo` is computed
+    from one of the program's parameters (not from constants alone)."""
+    seen = set() if seen is None else seen
+    if name in seen:
+        return False
+    seen.add(name)
+    line = re.search(rf"^\s*(?:ROOT )?%{re.escape(name)} = [^\n]*", hlo, re.M).group(0)
+    if " parameter(" in line:
+        return True
+    operands = re.findall(r"%([\w.\-]+)", line.split("=", 1)[1].split("calls=")[0])
+    return any(_hlo_depends_on_a_parameter(hlo, o, seen) for o in operands)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA")
+def test_tensorflow_histograms_start_from_computed_zeros():
+    # From a constant, XLA copies a shared array of zeros into each
+    # histogram, copies its CPU runtime runs on another thread from the
+    # program's start (benchmarks/RESULTS.md).
+    import tensorflow as tf
+
+    size = 8192
+    program = tf.function(lambda key, eligible, n: backend.top_n_cut(key, eligible, n, True),
+                          jit_compile=True)
+    args = (tf.zeros([size], "int32"), tf.ones([size], "bool"), tf.constant(5, "int32"))
+    hlo = program.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
+    entry = hlo[hlo.index("\nENTRY"):]
+    # The array each histogram's scatter adds into (its first operand).
+    scatters = re.findall(r"^\s*%[\w.\-]*scatter[\w.\-]* = s32\[\d+\]\{0\} "
+                          r"(?:scatter|fusion)\(%([\w.\-]+),", entry, re.M)
+    assert len(scatters) >= 2, entry  # one histogram per digit
+    for start in scatters:
+        assert _hlo_depends_on_a_parameter(entry, start), start
+
+
 def test_row_sums_are_exact_beyond_float32_integers():
     rows = np.random.default_rng(4).integers(0, 1000, (5, 256)).astype("int32")
     got = _np(backend._row_sums(ops.convert_to_tensor(rows), int(rows.sum())))
