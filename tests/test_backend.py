@@ -307,15 +307,19 @@ def test_digit_and_rank_is_the_same_with_the_uncounted_spared_or_left_out(
 def test_tensorflow_program_computes_spare_buckets_instead_of_reading_a_folded_array():
     # Constant spare indices would be folded into arrays of the keys'
     # length, stored in the program and read by every call.
+    size = 8192
+    folded = re.findall(r"\[(\d+)\]\{0\} constant\(\{", _tensorflow_top_n_cut_hlo(size))
+    assert not [length for length in folded if int(length) >= size], folded
+
+
+def _tensorflow_top_n_cut_hlo(size):
+    """XLA's optimized HLO text of TensorFlow's `top_n_cut` of `size` keys."""
     import tensorflow as tf
 
-    size = 8192
     program = tf.function(lambda key, eligible, n: backend.top_n_cut(key, eligible, n, True),
                           jit_compile=True)
     args = (tf.zeros([size], "int32"), tf.ones([size], "bool"), tf.constant(5, "int32"))
-    hlo = program.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
-    folded = re.findall(r"\[(\d+)\]\{0\} constant\(\{", hlo)
-    assert not [length for length in folded if int(length) >= size], folded
+    return program.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
@@ -367,13 +371,7 @@ def test_tensorflow_histograms_start_from_computed_zeros():
     # From a constant, XLA copies a shared array of zeros into each
     # histogram, copies its CPU runtime runs on another thread from the
     # program's start (benchmarks/RESULTS.md).
-    import tensorflow as tf
-
-    size = 8192
-    program = tf.function(lambda key, eligible, n: backend.top_n_cut(key, eligible, n, True),
-                          jit_compile=True)
-    args = (tf.zeros([size], "int32"), tf.ones([size], "bool"), tf.constant(5, "int32"))
-    hlo = program.experimental_get_compiler_ir(*args)(stage="optimized_hlo")
+    hlo = _tensorflow_top_n_cut_hlo(8192)
     entry = hlo[hlo.index("\nENTRY"):]
     # The array each histogram's scatter adds into (its first operand).
     scatters = re.findall(r"^\s*%[\w.\-]*scatter[\w.\-]* = s32\[\d+\]\{0\} "
