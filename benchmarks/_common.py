@@ -30,8 +30,8 @@ def environment():
         "cpus_usable": cpus_usable,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
-        # XLA's options change its programs' speed (the topology update's
-        # by 10% on a CPU: benchmarks/RESULTS.md): recorded as run.
+        # XLA's options can change its programs' speed (its CPU schedule
+        # once cost the topology update 10%: benchmarks/RESULTS.md).
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
     if env["backend"] == "jax":

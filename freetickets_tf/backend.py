@@ -712,11 +712,11 @@ def drop_and_grow_in_place(kernel, mask, explored, scores, n, slots=()):
     np.logical_or(record, active_mask, out=record)
     for slot in slots:
         flat(slot)[grown] = 0
-    _count_writes(kernel, mask, explored, *slots)
+    _bump_versions(kernel, mask, explored, *slots)
     return n - regrown
 
 
-def _count_writes(*variables):
+def _bump_versions(*variables):
     """Bumps the PyTorch version counters of `variables` written through
     NumPy, which PyTorch does not see: a graph that saved one of them before
     (a loss computed, not yet backpropagated) then refuses to backpropagate,
